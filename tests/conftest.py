@@ -1,0 +1,50 @@
+"""Shared fixtures: every test fails if asyncio logs an error while it runs.
+
+asyncio reports "Task was destroyed but it is pending", "Future exception was
+never retrieved" and exceptions in callbacks through its logger, not as
+warnings, so ``filterwarnings = error`` does not catch them. The autouse
+fixture below does, after a garbage collection that makes them appear.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import hypothesis
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+hypothesis.settings.register_profile("dev", max_examples=100, deadline=None)
+hypothesis.settings.register_profile(
+    "ci", max_examples=300, deadline=None, print_blob=True
+)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_asyncio_errors() -> Iterator[None]:
+    """Fail the test if asyncio logged a warning or an error during it."""
+    recorder = _Recorder()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(recorder)
+    try:
+        yield
+        gc.collect()
+    finally:
+        logger.removeHandler(recorder)
+    messages = [record.getMessage() for record in recorder.records]
+    assert not messages, f"asyncio logged: {messages}"

@@ -1,0 +1,40 @@
+"""The package's public surface: names, version, marker file."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+
+import ordered_statemachine
+
+
+class TestPackage:
+    """What ``import ordered_statemachine`` offers."""
+
+    def test_all_is_sorted_and_complete(self) -> None:
+        """``__all__`` is sorted, and every public attribute is listed in it."""
+        names = ordered_statemachine.__all__
+        assert names == sorted(names)
+        public = {
+            name
+            for name in vars(ordered_statemachine)
+            if not name.startswith("_") and name != "annotations"
+        }
+        assert public | {"__version__"} == set(names)
+
+    def test_public_names_live_in_the_public_module(self) -> None:
+        """Reprs and tracebacks name ``ordered_statemachine``, not a private module."""
+        for name in ordered_statemachine.__all__:
+            obj = getattr(ordered_statemachine, name)
+            if isinstance(obj, type):
+                assert obj.__module__ == "ordered_statemachine", name
+
+    def test_version_comes_from_metadata(self) -> None:
+        """``__version__`` is the installed distribution's version."""
+        expected = importlib.metadata.version("ordered-statemachine")
+        assert ordered_statemachine.__version__ == expected
+
+    def test_py_typed_marker_is_shipped(self) -> None:
+        """The PEP 561 marker is in the package."""
+        marker = importlib.resources.files("ordered_statemachine") / "py.typed"
+        assert marker.is_file()

@@ -1,0 +1,392 @@
+"""``wait_for`` and ``wait_for_at_least``: immediate answers, waiting, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import random
+import sys
+import tracemalloc
+import weakref
+
+import pytest
+
+from helpers import Conn, bounded, steps
+from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
+
+
+class TestImmediate:
+    """Waits that are decided when they start never suspend."""
+
+    async def test_wait_for_current_state_returns_at_once(self) -> None:
+        """``wait_for(current)`` returns None without suspending."""
+        machine = OrderedStateMachine(Conn.OPEN)
+        coro = machine.wait_for(Conn.OPEN)
+        with pytest.raises(StopIteration) as info:
+            coro.send(None)
+        assert info.value.value is None
+
+    async def test_wait_for_passed_state_raises_skipped(self) -> None:
+        """``wait_for`` of a state already passed raises OrderedStateSkipped(state)."""
+        machine = OrderedStateMachine(Conn.CLOSING)
+        with pytest.raises(OrderedStateSkipped) as info:
+            await machine.wait_for(Conn.OPEN)
+        assert info.value.skipped_state is Conn.OPEN
+        assert machine.statistics().waiters == 0
+
+    @pytest.mark.parametrize("target", [Conn.READY, Conn.OPEN], ids=["less", "equal"])
+    async def test_wait_for_at_least_satisfied_returns_current_state(
+        self, target: Conn
+    ) -> None:
+        """``wait_for_at_least(t)`` returns the current state if it is not below t."""
+        machine = OrderedStateMachine(Conn.OPEN)
+        coro = machine.wait_for_at_least(target)
+        with pytest.raises(StopIteration) as info:
+            coro.send(None)
+        assert info.value.value is Conn.OPEN
+
+    @pytest.mark.parametrize("kind", ["wait_for", "wait_for_at_least"])
+    @pytest.mark.parametrize("target", ["two", math.nan], ids=["incomparable", "nan"])
+    async def test_bad_target_raises_type_error_and_registers_nothing(
+        self, kind: str, target: object
+    ) -> None:
+        """An incomparable or NaN target raises TypeError before anything is queued."""
+        machine = OrderedStateMachine(1.0)
+        with pytest.raises(TypeError):
+            await getattr(machine, kind)(target)
+        assert machine.statistics().waiters == 0
+
+    async def test_target_incomparable_with_another_target_registers_nothing(
+        self,
+    ) -> None:
+        """A target incomparable with a queued target raises; nothing is queued."""
+        machine = OrderedStateMachine[tuple[object, ...]]((0,))
+        first = asyncio.create_task(machine.wait_for((1, "a")))
+        await steps()
+        with pytest.raises(TypeError):
+            await machine.wait_for((1, 2))
+        assert machine.statistics().waiters == 1
+        machine.state = (1, "a")
+        await bounded(first)
+        assert machine.statistics().waiters == 0
+
+
+class TestWaiting:
+    """Waits that suspend until an assignment decides them."""
+
+    async def test_wait_for_at_least_returns_the_state_that_satisfied_it(self) -> None:
+        """The result is the satisfying state, even if the machine has moved on."""
+        machine = OrderedStateMachine(Conn.READY)
+        task = asyncio.create_task(machine.wait_for_at_least(Conn.OPEN))
+        await steps()
+        machine.state = Conn.CLOSING
+        machine.state = Conn.CLOSED
+        assert await bounded(task) is Conn.CLOSING
+
+    async def test_wait_for_raises_skipped_when_leapt_over(self) -> None:
+        """An assignment past the target fails ``wait_for`` with the target."""
+        machine = OrderedStateMachine(Conn.READY)
+        task = asyncio.create_task(machine.wait_for(Conn.OPEN))
+        await steps()
+        machine.state = Conn.CLOSED
+        with pytest.raises(OrderedStateSkipped) as info:
+            await bounded(task)
+        assert info.value.skipped_state is Conn.OPEN
+
+    async def test_lesser_assignment_does_not_resolve(self) -> None:
+        """An assignment below the target leaves the waiter pending."""
+        machine = OrderedStateMachine(0)
+        task = asyncio.create_task(machine.wait_for(5))
+        await steps()
+        for state in range(1, 5):
+            machine.state = state
+            await steps()
+            assert not task.done()
+        machine.state = 5
+        await bounded(task)
+
+    async def test_many_waiters_across_chunks(self) -> None:
+        """Thousands of waiters on many targets each get their own outcome."""
+        machine = OrderedStateMachine(0)
+        targets = [(i * 7919) % 3000 + 1 for i in range(3000)]
+        exact = [asyncio.create_task(machine.wait_for(t)) for t in targets]
+        least = [asyncio.create_task(machine.wait_for_at_least(t)) for t in targets]
+        await steps()
+        assert machine.statistics().waiters == 6000
+        machine.state = 1500
+        await steps(2)
+        for target, e, a in zip(targets, exact, least, strict=True):
+            if target <= 1500:
+                assert a.result() == 1500
+                if target < 1500:
+                    assert isinstance(e.exception(), OrderedStateSkipped)
+                else:
+                    assert e.result() is None
+            else:
+                assert not e.done()
+                assert not a.done()
+        assert machine.statistics().waiters == 2 * (3000 - 1500)
+        machine.state = 3000
+        await bounded(asyncio.gather(*least))
+        await bounded(asyncio.gather(*exact, return_exceptions=True))
+        assert machine.statistics().waiters == 0
+
+
+class TestCancellation:
+    """Cancelled and timed-out waits leave nothing behind and are never swallowed."""
+
+    @pytest.mark.parametrize("kind", ["wait_for", "wait_for_at_least"])
+    async def test_cancelled_waiter_is_removed_at_once(self, kind: str) -> None:
+        """Cancelling a waiting task removes its waiter when the cancellation lands."""
+        machine = OrderedStateMachine(0)
+        wait = machine.wait_for if kind == "wait_for" else machine.wait_for_at_least
+        task = asyncio.create_task(wait(1))
+        await steps()
+        assert machine.statistics().waiters == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(task)
+        assert machine.statistics().waiters == 0
+        assert "waiters=0" in repr(machine)
+
+    async def test_cancellation_is_not_swallowed_when_resolved_in_same_step(
+        self,
+    ) -> None:
+        """Resolved, then cancelled before resuming: the task ends cancelled."""
+        machine = OrderedStateMachine(0)
+        task = asyncio.create_task(machine.wait_for_at_least(1))
+        await steps()
+        machine.state = 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(task)
+        assert machine.statistics().waiters == 0
+
+    async def test_skip_then_cancel_in_same_step_logs_nothing(self) -> None:
+        """A skipped wait cancelled before resuming logs no unretrieved exception."""
+        machine = OrderedStateMachine(0)
+        task = asyncio.create_task(machine.wait_for(1))
+        await steps()
+        machine.state = 2
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(task)
+        del task
+        gc.collect()
+        # The autouse fixture fails the test if asyncio logged anything.
+
+    async def test_skip_then_throw_into_bare_coroutine_logs_nothing(self) -> None:
+        """Driven without a Task, a skipped wait that gets cancelled logs nothing.
+
+        A Task fetches its future's outcome before throwing the cancellation
+        in; a hand-driven coroutine (a custom scheduler) does not, so the wait
+        must fetch it or asyncio logs "exception was never retrieved".
+        """
+        machine = OrderedStateMachine(0)
+        coro = machine.wait_for(1)
+        coro.send(None)
+        machine.state = 2
+        with pytest.raises(asyncio.CancelledError):
+            coro.throw(asyncio.CancelledError())
+        del coro
+        gc.collect()
+
+    async def test_cancel_then_resolve_in_same_step(self) -> None:
+        """Cancelled, then its target reached before it resumes: stays cancelled."""
+        machine = OrderedStateMachine(0)
+        victim = asyncio.create_task(machine.wait_for(1))
+        survivor = asyncio.create_task(machine.wait_for(1))
+        await steps()
+        victim.cancel()
+        machine.state = 1
+        assert machine.statistics().waiters == 0
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(victim)
+        await bounded(survivor)
+        assert machine.statistics().waiters == 0
+
+    async def test_cancelling_one_waiter_leaves_the_others(self) -> None:
+        """Other waiters on the same and other targets are unaffected."""
+        machine = OrderedStateMachine(0)
+        tasks = [asyncio.create_task(machine.wait_for_at_least(t)) for t in (1, 1, 2)]
+        await steps()
+        tasks[0].cancel()
+        await steps()
+        assert machine.statistics().waiters == 2
+        machine.state = 2
+        assert await bounded(asyncio.gather(*tasks[1:])) == [2, 2]
+        assert tasks[0].cancelled()
+
+    async def test_asyncio_wait_for_timeout(self) -> None:
+        """``asyncio.wait_for`` times out with TimeoutError and removes the waiter."""
+        machine = OrderedStateMachine(Conn.READY)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(machine.wait_for(Conn.OPEN), timeout=0.001)
+        assert machine.statistics().waiters == 0
+
+    async def test_asyncio_timeout(self) -> None:
+        """The documented idiom: ``async with asyncio.timeout(...)``."""
+        if sys.version_info < (3, 11):
+            pytest.skip("asyncio.timeout is new in Python 3.11")
+        machine = OrderedStateMachine(Conn.READY)
+
+        async def wait_with_deadline() -> None:
+            async with asyncio.timeout(0.001):
+                await machine.wait_for(Conn.OPEN)
+
+        with pytest.raises(TimeoutError):
+            await wait_with_deadline()
+        assert machine.statistics().waiters == 0
+
+    async def test_task_group_cancels_waiters_on_failure(self) -> None:
+        """A failing sibling in a TaskGroup cancels the waiters; none remain."""
+        if sys.version_info < (3, 11):
+            pytest.skip("asyncio.TaskGroup is new in Python 3.11")
+        machine = OrderedStateMachine(Conn.READY)
+
+        async def fail() -> None:
+            await steps()
+            msg = "boom"
+            raise RuntimeError(msg)
+
+        async def group() -> None:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(machine.wait_for(Conn.OPEN))
+                tasks.create_task(machine.wait_for_at_least(Conn.CLOSED))
+                tasks.create_task(fail())
+
+        # A 3.11 builtin; this test is skipped on 3.10 above.
+        with pytest.raises(BaseExceptionGroup) as info:  # noqa: F821
+            await bounded(group())
+        assert info.group_contains(RuntimeError)
+        assert machine.statistics().waiters == 0
+
+    async def test_cancelled_waits_retain_nothing(self) -> None:
+        """Waiting with a timeout over and over on a still machine does not grow."""
+        machine = OrderedStateMachine(0)
+        pending = asyncio.create_task(machine.wait_for(10))  # one that stays
+
+        async def abandon(n: int) -> None:
+            for _ in range(n):
+                task = asyncio.create_task(machine.wait_for_at_least(1))
+                await asyncio.sleep(0)
+                task.cancel()
+                await asyncio.sleep(0)
+
+        await abandon(2000)  # warm up allocator caches and the queue's lists
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            await abandon(20_000)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 2_000, f"{grown} bytes retained by 20,000 abandoned waits"
+        assert machine.statistics().waiters == 1
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(pending)
+
+    async def test_cancelled_task_and_future_are_freed(self) -> None:
+        """Nothing keeps the cancelled task alive: its weak reference dies."""
+        machine = OrderedStateMachine(0)
+        task = asyncio.create_task(machine.wait_for(1))
+        await steps()
+        task.cancel()
+        await steps()
+        ref = weakref.ref(task)
+        del task
+        gc.collect()
+        assert ref() is None
+
+    async def test_waiter_with_exception_thrown_in_is_removed(self) -> None:
+        """A wait whose coroutine gets an exception thrown in leaves the queue."""
+        machine = OrderedStateMachine(0)
+        coro = machine.wait_for(1)
+        coro.send(None)
+        assert machine.statistics().waiters == 1
+        with pytest.raises(KeyError):
+            coro.throw(KeyError("thrown"))
+        assert machine.statistics().waiters == 0
+        machine.state = 1  # nothing left to resolve
+
+    async def test_many_cancellations_among_live_waiters(self) -> None:
+        """Cancelling most waiters sweeps their slots; the rest are still resolved."""
+        machine = OrderedStateMachine(0)
+        tasks = [
+            asyncio.create_task(machine.wait_for_at_least(1 + i % 7))
+            for i in range(3000)
+        ]
+        await steps()
+        keep = tasks[::10]
+        for task in tasks:
+            if task not in keep:
+                task.cancel()
+        await steps()
+        assert machine.statistics().waiters == len(keep)
+        machine.state = 7
+        assert await bounded(asyncio.gather(*keep)) == [7] * len(keep)
+        assert machine.statistics().waiters == 0
+
+
+def model_outcome(kind: str, target: int, state: int) -> object:
+    """What a wait of ``kind`` for ``target`` ends with when ``state`` is entered."""
+    if kind == "least":
+        return state
+    return None if target == state else f"skipped {target}"
+
+
+def task_outcome(task: asyncio.Task[int | None]) -> object:
+    """How a finished wait ended, in the terms of `model_outcome`."""
+    if task.cancelled():
+        return "cancelled"
+    if isinstance(error := task.exception(), OrderedStateSkipped):
+        return f"skipped {error.args[0]}"
+    return task.result()
+
+
+class TestManyWaitersAgainstAModel:
+    """Thousands of waiters (several internal chunks) against a plain model."""
+
+    @pytest.mark.parametrize("seed", range(6))
+    async def test_random_waits_cancellations_and_transitions(self, seed: int) -> None:
+        """Every outcome matches a dictionary model after random operations."""
+        rng = random.Random(seed)
+        machine = OrderedStateMachine(0)
+        tasks: list[tuple[str, int, asyncio.Task[int | None]]] = []
+        expected: dict[int, object] = {}  # index into tasks -> how it must end
+        state = 0
+        for _ in range(4):
+            for _ in range(rng.randrange(600, 1500)):
+                kind = rng.choice(["exact", "least"])
+                target = state + rng.randrange(1, 60)
+                wait = (
+                    machine.wait_for if kind == "exact" else machine.wait_for_at_least
+                )
+                tasks.append((kind, target, asyncio.create_task(wait(target))))
+            await steps()
+            for index in rng.sample(range(len(tasks)), len(tasks) // 3):
+                if index not in expected:
+                    tasks[index][2].cancel()
+                    expected[index] = "cancelled"
+            await steps()
+            state += rng.randrange(1, 40)
+            machine.state = state
+            for index, (kind, target, _) in enumerate(tasks):
+                if index not in expected and not state < target:
+                    expected[index] = model_outcome(kind, target, state)
+            await steps(2)
+            assert machine.statistics().waiters == len(tasks) - len(expected)
+        for index, (_, _, task) in enumerate(tasks):
+            if index not in expected:
+                assert not task.done()
+                task.cancel()
+                expected[index] = "cancelled"
+        await bounded(asyncio.gather(*(t for _, _, t in tasks), return_exceptions=True))
+        assert [task_outcome(t) for _, _, t in tasks] == [
+            expected[i] for i in range(len(tasks))
+        ]
+        assert machine.statistics().waiters == 0
