@@ -1,0 +1,49 @@
+"""Set up a virtual environment for this Python and run the whole test suite.
+
+Usage: ``python3 tools/run_tests.py [pytest arguments]``
+
+Creates (or reuses) ``.venv/<python-tag>`` next to this checkout, installs the
+package in editable mode with its ``dev`` extra, then runs pytest under
+coverage with asyncio's debug mode on, and enforces 100% branch coverage of
+``src``. Exits non-zero if anything fails, including when pytest collects no
+tests (its exit status 5).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(pytest_args: list[str]) -> int:
+    """Create the environment, install, run the suite; return the exit status."""
+    tag = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
+    env_dir = ROOT / ".venv" / tag
+    python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+    if not python.exists():
+        print(f"creating {env_dir}", flush=True)
+        venv.create(env_dir, with_pip=True, clear=True)
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
+
+    env = {**os.environ, "PYTHONASYNCIODEBUG": "1"}
+    print(f"running the test suite on {tag}", flush=True)
+    coverage = [str(python), "-m", "coverage"]
+    status = subprocess.run(
+        [*coverage, "run", "-m", "pytest", *pytest_args], cwd=ROOT, env=env, check=False
+    ).returncode
+    if status != 0:
+        # Any pytest failure, including 5 ("no tests were collected").
+        print(f"pytest failed with exit status {status}", flush=True)
+        return status or 1
+    return subprocess.run([*coverage, "report"], cwd=ROOT, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
