@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from importlib.metadata import version as _version
 
+from ._enum import OrderedEnum
 from ._exceptions import OrderedStateSkipped
 from ._machine import MachineStatistics, OrderedStateMachine
+from ._subscription import StateSubscription
 from ._typing import SupportsLessThan
 
 __all__ = [
     "MachineStatistics",
+    "OrderedEnum",
     "OrderedStateMachine",
     "OrderedStateSkipped",
+    "StateSubscription",
     "SupportsLessThan",
     "__version__",
 ]
@@ -27,8 +31,10 @@ __version__: str = _version("ordered-statemachine")
 # Reprs, tracebacks and pickles name the public module, not the private ones.
 for _public in (
     MachineStatistics,
+    OrderedEnum,
     OrderedStateMachine,
     OrderedStateSkipped,
+    StateSubscription,
     SupportsLessThan,
 ):
     _public.__module__ = __name__

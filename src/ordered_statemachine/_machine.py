@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import warnings
 from asyncio import get_running_loop
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import count
+from operator import itemgetter
 from typing import TYPE_CHECKING, Final, Generic, cast, overload
 
 from typing_extensions import deprecated, final
 
 from ._exceptions import OrderedStateSkipped
 from ._queue import AT_LEAST, EXACT, SKIPPED, Waiter, WaiterQueue
+from ._subscription import Feed, StateSubscription
 from ._typing import StateT
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Sequence
 
 _NO_LOOP: Final = object()
+_next_token = count().__next__
+_new_state: Final = itemgetter(1)
 
 
 def _backwards(new_state: object, current: object) -> ValueError:
@@ -33,6 +40,13 @@ def _unordered(new_state: object, current: object) -> TypeError:
     )
 
 
+def _skipped(state: StateT, cause: BaseException | None) -> OrderedStateSkipped[StateT]:
+    exc = OrderedStateSkipped(state)
+    if cause is not None:
+        exc.__cause__ = cause
+    return exc
+
+
 @final
 @dataclass(frozen=True)
 class MachineStatistics(Generic[StateT]):
@@ -43,6 +57,41 @@ class MachineStatistics(Generic[StateT]):
     waiters: int
     """Pending calls of `~OrderedStateMachine.wait_for` and
     `~OrderedStateMachine.wait_for_at_least` (cancelled ones excluded)."""
+    subscribers: int
+    """Open `StateSubscription` iterators from `~OrderedStateMachine.states`."""
+    causes: int
+    """Transitions whose cause the machine keeps (see
+    `~OrderedStateMachine.advance`)."""
+
+
+class _Attachments(WaiterQueue[StateT]):
+    """Everything a machine holds besides its state, created on first use.
+
+    The pending waiters (this object is their queue), the feeds of open
+    subscriptions, and the transitions that carried a cause.
+    """
+
+    __slots__ = ("causes", "feeds")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feeds: dict[int, Feed[StateT]] = {}
+        # (previous state, new state, cause) for each transition with a
+        # cause since the last rewind below it, in order; the new states
+        # increase strictly, so a bisection finds the transition past a state.
+        self.causes: list[tuple[StateT, StateT, BaseException]] = []
+
+    def cause_past(self, state: StateT) -> BaseException | None:
+        """Return the cause of the transition that moved the machine past ``state``.
+
+        That is the transition from ``prev`` to ``new`` with
+        ``not (state < prev)`` and ``state < new``; None if it had no cause.
+        """
+        causes = self.causes
+        i = bisect_right(causes, state, key=_new_state)
+        if i < len(causes) and not (state < causes[i][0]):
+            return causes[i][2]
+        return None
 
 
 @final
@@ -50,10 +99,11 @@ class OrderedStateMachine(Generic[StateT]):
     """A state from a totally ordered type that only moves forward.
 
     ``initial_state`` is the state of the new machine. States are compared
-    with ``<`` and ``==`` only (never ``>``, ``<=`` or ``>=``), and the states
-    of one machine must form a total order: for any two of them exactly one of
-    ``a < b``, ``a == b``, ``b < a`` holds. ``IntEnum`` members, ``int``,
-    ``float`` (except NaN), ``str`` and tuples of such all qualify.
+    with ``<`` and ``==`` only (never ``>``, ``<=``, ``>=`` or ``!=``), and the
+    states of one machine must form a total order: for any two of them exactly
+    one of ``a < b``, ``a == b``, ``b < a`` holds. ``IntEnum`` and `OrderedEnum`
+    members, ``int``, ``float`` (except NaN), ``str`` and tuples of such all
+    qualify.
 
     No event loop is needed to create a machine, and none is stored: each
     waiter uses the loop it runs in. A machine is not thread-safe; use it from
@@ -73,9 +123,9 @@ class OrderedStateMachine(Generic[StateT]):
 
     """
 
-    # An idle machine is three pointers and a weak reference slot: the waiter
-    # queue is created on first use.
-    __slots__ = ("__weakref__", "_queue", "_state", "_threshold")
+    # An idle machine is three pointers and a weak reference slot; waiters,
+    # subscribers and causes live in an _Attachments created on first use.
+    __slots__ = ("__weakref__", "_attached", "_state", "_threshold")
 
     @overload
     def __init__(self, initial_state: StateT) -> None: ...
@@ -119,36 +169,76 @@ class OrderedStateMachine(Generic[StateT]):
             )
             raise TypeError(msg)
         self._state = initial_state
-        # None, or the least state whose assignment has more to do than store
-        # itself: the least queued target. Every state less than it can be
-        # stored without looking at the queue.
+        # Invariant: None, or the least state whose assignment has more to do
+        # than store itself: the current state while anyone is subscribed,
+        # else the least queued target. Every state less than it can simply
+        # be stored.
         self._threshold: StateT | None = None
-        self._queue: WaiterQueue[StateT] | None = None
+        self._attached: _Attachments[StateT] | None = None
 
     def __repr__(self) -> str:
         """Show the class, the current state and the number of waiters."""
-        waiters = self._queue.live if self._queue is not None else 0
-        return f"<{_qualname(self)} state={self._state!r} waiters={waiters}>"
+        attached = self._attached
+        waiters = attached.live if attached is not None else 0
+        return (
+            f"<ordered_statemachine.OrderedStateMachine state={self._state!r} "
+            f"waiters={waiters}>"
+        )
 
     def statistics(self) -> MachineStatistics[StateT]:
-        """Return a snapshot of the state and the number of pending waiters."""
-        waiters = self._queue.live if self._queue is not None else 0
-        return MachineStatistics(self._state, waiters)
+        """Return a snapshot: state, waiters, subscribers, and causes kept."""
+        attached = self._attached
+        if attached is None:
+            return MachineStatistics(self._state, 0, 0, 0)
+        return MachineStatistics(
+            self._state, attached.live, len(attached.feeds), len(attached.causes)
+        )
 
     @property
     def state(self) -> StateT:
         """The current state. Assigning it moves the machine forward.
 
+        ``machine.state = new`` is ``machine.advance(new)``: see `advance`.
+        """
+        return self._state
+
+    @state.setter
+    def state(self, new_state: StateT) -> None:
+        # advance() without a cause, inlined: this is the hot path.
+        current = self._state
+        if new_state < current:
+            raise _backwards(new_state, current)
+        if current < new_state:
+            threshold = self._threshold
+            if threshold is None or new_state < threshold:
+                self._state = new_state
+            else:
+                self._enter(new_state, None)
+        elif not new_state == current:
+            raise _unordered(new_state, current)
+
+    def advance(self, new_state: StateT, *, cause: BaseException | None = None) -> None:
+        """Move the machine forward to ``new_state``, recording why.
+
         Assigning a state greater than the current one stores it and, before
-        the assignment returns, resolves every waiter it decides:
+        the call returns, resolves every waiter it decides:
         ``wait_for_at_least(t)`` waiters with ``not (new < t)`` succeed with
         the new state, ``wait_for(t)`` waiters with ``t == new`` succeed, and
         ``wait_for(t)`` waiters with ``t < new`` fail with
         `OrderedStateSkipped`. A state that is entered and left again before
         the waiters run is therefore still seen by them. They resume in the
-        order they started waiting.
+        order they started waiting. Subscribers of `states` receive the new
+        state.
 
-        Assigning a state equal to the current one does nothing.
+        ``cause``, an exception, explains the transition: each
+        `OrderedStateSkipped` it makes a ``wait_for`` raise has ``cause`` as
+        its ``__cause__``, and so does a later ``wait_for`` of a state this
+        transition moved past (until a `rewind` below that state forgets the
+        transition). The machine keeps ``cause``, and with it its traceback,
+        until then; transitions without a cause cost nothing.
+
+        A state equal to the current one changes nothing (and records no
+        cause).
 
         Raises:
             ValueError: the new state is less than the current one; the
@@ -159,22 +249,19 @@ class OrderedStateMachine(Generic[StateT]):
                 `TypeError`), or it is neither less than, equal to nor greater
                 than the current state (NaN).
 
-        The machine and its waiters are unchanged when the assignment raises.
+        The machine, its waiters and its subscribers are unchanged when
+        ``advance`` raises.
 
         """
-        return self._state
-
-    @state.setter
-    def state(self, new_state: StateT) -> None:
         current = self._state
         if new_state < current:
             raise _backwards(new_state, current)
         if current < new_state:
             threshold = self._threshold
-            if threshold is None or new_state < threshold:
+            if cause is None and (threshold is None or new_state < threshold):
                 self._state = new_state
             else:
-                self._advance_and_wake(new_state)
+                self._enter(new_state, cause)
         elif not new_state == current:
             raise _unordered(new_state, current)
 
@@ -184,7 +271,9 @@ class OrderedStateMachine(Generic[StateT]):
         A state equal to the current one is allowed and changes nothing. Pending
         waiters are left as they are: they all await states greater than the
         current one, so none can be due after moving back. Waits that already
-        failed with `OrderedStateSkipped` stay failed.
+        failed with `OrderedStateSkipped` stay failed. Subscribers of `states`
+        receive the new state. The causes of the transitions that moved the
+        machine above ``new_state`` are forgotten; the others are kept.
 
         Raises:
             ValueError: ``new_state`` is greater than the current state; the
@@ -203,9 +292,39 @@ class OrderedStateMachine(Generic[StateT]):
             )
             raise ValueError(msg)
         if new_state < current:
-            self._state = new_state
+            attached = self._attached
+            if attached is None:
+                self._state = new_state
+            else:
+                self._rewind(attached, new_state)
         elif not new_state == current:
             raise _unordered(new_state, current)
+
+    def states(self) -> StateSubscription[StateT]:
+        """Subscribe to every state the machine enters, as an async iterator.
+
+        The subscription starts now: it yields the current state, then every
+        state the machine enters afterwards, in order, none skipped and none
+        repeated, even if it is consumed more slowly than the states change.
+        It never ends by itself. Close it with ``async with``, `aclose()
+        <StateSubscription.aclose>`, or by dropping it (``break`` out of
+        ``async for state in machine.states()``); a closed subscription keeps
+        nothing.
+
+        ::
+
+            async with machine.states() as states:
+                async for state in states:
+                    print(state)
+                    if state is Conn.CLOSED:
+                        break
+        """
+        attached = self._attach()
+        token = _next_token()
+        feed = Feed(self._state)
+        attached.feeds[token] = feed
+        self._threshold = self._state
+        return StateSubscription(feed, lambda: self._unsubscribe(token))
 
     async def wait_for(self, state: StateT) -> None:
         """Wait until the machine enters exactly ``state``.
@@ -220,7 +339,9 @@ class OrderedStateMachine(Generic[StateT]):
 
         Raises:
             OrderedStateSkipped: the machine is past ``state`` already, or an
-                assignment moves it past ``state`` without entering it.
+                assignment moves it past ``state`` without entering it. Its
+                ``__cause__`` is the cause given to `advance` for the
+                transition that moved the machine past ``state``, if any.
             TypeError: ``state`` cannot be compared with the current state or
                 with a pending waiter's target, or is neither less than, equal
                 to nor greater than the current state (nothing is registered).
@@ -236,7 +357,9 @@ class OrderedStateMachine(Generic[StateT]):
                 self._abandon(waiter, future)
                 raise
         elif state < current:
-            raise OrderedStateSkipped(state)
+            attached = self._attached
+            cause = attached.cause_past(state) if attached is not None else None
+            raise _skipped(state, cause)
         elif not state == current:
             raise _unordered(state, current)
 
@@ -273,6 +396,21 @@ class OrderedStateMachine(Generic[StateT]):
             raise _unordered(state, current)
         return current
 
+    def _attach(self) -> _Attachments[StateT]:
+        attached = self._attached
+        if attached is None:
+            attached = self._attached = _Attachments()
+        return attached
+
+    def _rethreshold(self, attached: _Attachments[StateT]) -> None:
+        """Restore the invariant of ``_threshold`` (see ``__init__``)."""
+        if attached.feeds:
+            self._threshold = self._state
+        elif attached.maxes:
+            self._threshold = attached.targets[0][0]
+        else:
+            self._threshold = None
+
     # The two waits share these helpers rather than a helper coroutine: a
     # coroutine per wait costs more than the rest of the bookkeeping.
     def _enqueue(self, waiter: Waiter[StateT]) -> asyncio.Future[StateT | None]:
@@ -280,11 +418,10 @@ class OrderedStateMachine(Generic[StateT]):
 
         Raises what comparing the targets raises, with nothing queued.
         """
-        queue = self._queue
-        if queue is None:
-            queue = self._queue = WaiterQueue()
-        queue.push(waiter)
-        self._threshold = queue.targets[0][0]
+        attached = self._attach()
+        attached.push(waiter)
+        if not attached.feeds:
+            self._threshold = attached.targets[0][0]
         future = waiter.future
         assert future is not None  # a new waiter is live
         return future
@@ -296,26 +433,31 @@ class OrderedStateMachine(Generic[StateT]):
         if waiter.future is not None:
             # Still queued: the task was cancelled (or had an exception thrown
             # in) before any transition resolved the waiter.
-            queue = self._queue
-            assert queue is not None
-            queue.discard(waiter)
-            self._threshold = queue.targets[0][0] if queue.maxes else None
+            attached = self._attached
+            assert attached is not None
+            attached.discard(waiter)
+            self._rethreshold(attached)
         elif not future.cancelled():
             # Resolved, then cancelled before the task resumed: the outcome is
             # dropped, and fetching it keeps asyncio from logging an exception
             # that was never retrieved.
             future.exception()
 
-    def _advance_and_wake(self, new_state: StateT) -> None:
-        """Enter ``new_state`` (greater than the state, not less than the threshold).
+    def _enter(self, new_state: StateT, cause: BaseException | None) -> None:
+        """Enter ``new_state``, greater than the state: the slow path of `advance`.
 
-        Resolves the waiters that are due, in FIFO order.
+        Resolves the waiters that are due, in FIFO order, feeds subscribers,
+        and records ``cause``. All comparisons happen before any change.
         """
-        queue = self._queue
-        assert queue is not None  # the threshold is only set while queued
-        due = queue.pop_due(new_state)
+        attached = self._attach()
+        due: Sequence[Waiter[StateT]] = ()
+        if attached.maxes and not (new_state < attached.targets[0][0]):
+            due = attached.pop_due(new_state)
+        previous = self._state
         self._state = new_state
-        self._threshold = queue.targets[0][0] if queue.maxes else None
+        if cause is not None:
+            attached.causes.append((previous, new_state, cause))
+        self._rethreshold(attached)
         for waiter in due:
             future = waiter.future
             assert future is not None  # pop_due returns live waiters only
@@ -331,9 +473,28 @@ class OrderedStateMachine(Generic[StateT]):
                 future.set_result(None)
             else:
                 assert waiter.kind == SKIPPED
-                future.set_exception(OrderedStateSkipped(waiter.target))
+                future.set_exception(_skipped(waiter.target, cause))
+        self._publish(attached, new_state)
 
+    def _rewind(self, attached: _Attachments[StateT], new_state: StateT) -> None:
+        """Move back to ``new_state`` (less than the state): `rewind`'s slow path."""
+        causes = attached.causes
+        # Comparisons first: the transitions that moved above new_state.
+        keep = bisect_right(causes, new_state, key=_new_state) if causes else 0
+        self._state = new_state
+        del causes[keep:]
+        self._rethreshold(attached)
+        self._publish(attached, new_state)
 
-def _qualname(obj: object) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
+    @staticmethod
+    def _publish(attached: _Attachments[StateT], state: StateT) -> None:
+        # A snapshot: a subscription collected meanwhile (its __del__ runs
+        # whenever the garbage collector does) unsubscribes itself.
+        for feed in tuple(attached.feeds.values()):
+            feed.push(state)
+
+    def _unsubscribe(self, token: int) -> None:
+        attached = self._attached
+        assert attached is not None  # only subscriptions call this
+        del attached.feeds[token]
+        self._rethreshold(attached)

@@ -1,0 +1,258 @@
+"""``states()``: subscribe to every state a machine enters."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tracemalloc
+import weakref
+
+import pytest
+from typing_extensions import TypeVar
+
+from helpers import Conn, bounded, steps
+from ordered_statemachine import (
+    OrderedStateMachine,
+    StateSubscription,
+    SupportsLessThan,
+)
+
+S = TypeVar("S", bound=SupportsLessThan)
+
+
+async def take(subscription: StateSubscription[S], n: int) -> list[S]:
+    """The next ``n`` states of ``subscription``."""
+    return [await bounded(anext(subscription)) for _ in range(n)]
+
+
+class TestSequence:
+    """What a subscriber sees, and in which order."""
+
+    async def test_current_state_then_every_entered_state(self) -> None:
+        """It yields the current state, then each state entered, in order."""
+        machine = OrderedStateMachine(Conn.READY)
+        seen: list[Conn] = []
+
+        async def watch() -> None:
+            async for state in machine.states():
+                seen.append(state)
+                if state is Conn.CLOSED:
+                    break
+
+        watcher = asyncio.create_task(watch())
+        await steps()
+        for state in (Conn.OPEN, Conn.CLOSING, Conn.CLOSED):
+            machine.state = state
+            await steps()
+        await bounded(watcher)
+        assert seen == [Conn.READY, Conn.OPEN, Conn.CLOSING, Conn.CLOSED]
+
+    async def test_subscription_starts_when_states_is_called(self) -> None:
+        """States entered before the first ``anext`` but after ``states()`` count."""
+        machine = OrderedStateMachine(0)
+        machine.state = 1
+        subscription = machine.states()
+        machine.state = 2
+        machine.state = 3
+        assert await take(subscription, 3) == [1, 2, 3]
+
+    async def test_slow_consumer_misses_nothing(self) -> None:
+        """A producer that never yields to the consumer loses no state."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        for state in range(1, 1001):
+            machine.state = state
+        assert await take(subscription, 1001) == list(range(1001))
+
+    async def test_equal_assignments_are_not_repeated(self) -> None:
+        """Assigning the current state again publishes nothing."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        machine.state = 0
+        machine.advance(0)
+        machine.rewind(0)
+        machine.state = 1
+        assert await take(subscription, 2) == [0, 1]
+
+    async def test_rewinds_are_seen(self) -> None:
+        """A rewind is a state entered, and is yielded like any other."""
+        machine = OrderedStateMachine(Conn.READY)
+        subscription = machine.states()
+        machine.state = Conn.OPEN
+        machine.rewind(Conn.READY)
+        machine.advance(Conn.OPEN, cause=RuntimeError())
+        assert await take(subscription, 4) == [
+            Conn.READY,
+            Conn.OPEN,
+            Conn.READY,
+            Conn.OPEN,
+        ]
+
+    async def test_subscribers_are_independent(self) -> None:
+        """Two subscriptions started at different times each see their own sequence."""
+        machine = OrderedStateMachine(0)
+        early = machine.states()
+        machine.state = 1
+        late = machine.states()
+        machine.state = 2
+        assert await take(late, 2) == [1, 2]
+        await early.aclose()
+        machine.state = 3
+        assert await take(late, 1) == [3]
+        with pytest.raises(StopAsyncIteration):
+            await anext(early)
+
+    async def test_failed_operations_publish_nothing(self) -> None:
+        """A rejected assignment or rewind leaves subscribers as they were."""
+        machine = OrderedStateMachine(1)
+        subscription = machine.states()
+        with pytest.raises(ValueError, match="cannot rewind"):
+            machine.state = 0
+        with pytest.raises(ValueError, match="cannot forward"):
+            machine.rewind(2)
+        with pytest.raises(TypeError):
+            machine.advance("x", cause=RuntimeError())  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        machine.state = 2
+        assert await take(subscription, 2) == [1, 2]
+
+    async def test_subscribers_and_waiters_together(self) -> None:
+        """Waiters are resolved as usual while subscribers are fed."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        waiter = asyncio.create_task(machine.wait_for(2))
+        least = asyncio.create_task(machine.wait_for_at_least(3))
+        await steps()
+        machine.state = 1
+        machine.state = 2
+        await bounded(waiter)
+        assert not least.done()
+        machine.state = 3
+        assert await bounded(least) == 3
+        assert await take(subscription, 4) == [0, 1, 2, 3]
+        assert machine.statistics().waiters == 0
+
+
+class TestLifetime:
+    """Closing, breaking out and dropping a subscription unsubscribe it."""
+
+    async def test_async_with_closes(self) -> None:
+        """Leaving ``async with`` unsubscribes; the iterator is then exhausted."""
+        machine = OrderedStateMachine(0)
+        async with machine.states() as subscription:
+            assert machine.statistics().subscribers == 1
+            assert await take(subscription, 1) == [0]
+        assert machine.statistics().subscribers == 0
+        machine.state = 1
+        with pytest.raises(StopAsyncIteration):
+            await anext(subscription)
+
+    async def test_break_out_of_async_for_unsubscribes(self) -> None:
+        """Breaking out of ``async for machine.states()`` drops and unsubscribes it."""
+        machine = OrderedStateMachine(0)
+        async for state in machine.states():
+            assert state == 0
+            break
+        assert machine.statistics().subscribers == 0
+
+    async def test_garbage_collected_subscription_unsubscribes(self) -> None:
+        """A subscription in a reference cycle is unsubscribed when collected."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        cycle: list[object] = [subscription]
+        cycle.append(cycle)
+        ref = weakref.ref(subscription)
+        del subscription, cycle
+        machine.state = 1
+        gc.collect()
+        assert ref() is None
+        assert machine.statistics().subscribers == 0
+
+    async def test_aclose_is_idempotent_and_ends_a_waiting_consumer(self) -> None:
+        """Closing while a consumer waits ends its iteration; closing twice is fine."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        assert await take(subscription, 1) == [0]
+        consumer = asyncio.create_task(anext(subscription))
+        await steps()
+        await subscription.aclose()
+        await subscription.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await bounded(consumer)
+        assert "closed buffered=0" in repr(subscription)
+
+    async def test_consumer_abandoned_mid_iteration_retains_nothing(self) -> None:
+        """A consumer task cancelled while waiting takes its subscription with it."""
+        machine = OrderedStateMachine(0)
+
+        async def consume() -> None:
+            async for _ in machine.states():
+                pass
+
+        consumer = asyncio.create_task(consume())
+        await steps()
+        machine.state = 1
+        await steps()
+        assert machine.statistics().subscribers == 1
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(consumer)
+        del consumer
+        gc.collect()
+        assert machine.statistics().subscribers == 0
+        machine.state = 2  # no feed left to push into
+
+    async def test_cancelled_anext_keeps_the_subscription_usable(self) -> None:
+        """Cancelling one ``anext`` loses no state; the next call gets it."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        assert await take(subscription, 1) == [0]
+        pending = asyncio.create_task(anext(subscription))
+        await steps()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await bounded(pending)
+        machine.state = 1
+        assert await take(subscription, 1) == [1]
+
+    async def test_one_consumer_at_a_time(self) -> None:
+        """A second task waiting on the same subscription gets RuntimeError."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        assert await take(subscription, 1) == [0]
+        first = asyncio.create_task(anext(subscription))
+        await steps()
+        with pytest.raises(RuntimeError, match="already waiting"):
+            await anext(subscription)
+        machine.state = 1
+        assert await bounded(first) == 1
+
+    async def test_many_subscriptions_retain_nothing(self) -> None:
+        """Subscribing and unsubscribing over and over does not grow memory."""
+        machine = OrderedStateMachine(0)
+
+        async def cycle(n: int) -> None:
+            for _ in range(n):
+                async with machine.states() as subscription:
+                    await anext(subscription)
+
+        await cycle(200)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            await cycle(5000)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 2000, grown
+        assert machine.statistics().subscribers == 0
+
+    def test_repr_shows_status_and_buffer(self) -> None:
+        """The repr says whether it is open and how many states wait in it."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        machine.state = 1
+        assert repr(subscription) == (
+            "<ordered_statemachine.StateSubscription open buffered=2>"
+        )
