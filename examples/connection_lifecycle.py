@@ -1,36 +1,40 @@
 """A client connection whose lifecycle is an OrderedStateMachine, over real TCP.
 
-An echo server listens on 127.0.0.1 (an ephemeral port). The client's
-connection goes CONNECTING -> OPEN -> CLOSING -> CLOSED. Three tasks
-coordinate through the machine alone:
+The connection goes CONNECTING -> OPEN -> CLOSING -> CLOSED (an OrderedEnum,
+so its values can be the words printed in logs). Four tasks coordinate through
+the machine alone:
 
 - the sender writes only once the connection is OPEN (``wait_for(OPEN)``),
-  and would get ``OrderedStateSkipped`` if the connection failed first;
-- the closer closes the connection once the reply has arrived;
-- the watcher awaits CLOSED.
+  and gets ``OrderedStateSkipped``, caused by the connection error, if the
+  connection fails first;
+- the closer closes the connection once the sender is done;
+- the watcher awaits CLOSED;
+- the status task prints every state through ``states()``.
 
-Run it with ``python examples/connection_lifecycle.py``; it prints the
-transitions and what each task sees, and exits 0.
+It runs twice: against an echo server listening on 127.0.0.1 (an ephemeral
+port), and against a port that refuses connections. Run it with
+``python examples/connection_lifecycle.py``; it exits 0 when both runs end as
+expected.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
+import socket
 import sys
 
-from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
+from ordered_statemachine import OrderedEnum, OrderedStateMachine, OrderedStateSkipped
 
 TIMEOUT = 5.0  # no step of this program should take more than a moment
 
 
-class Conn(enum.IntEnum):
+class Conn(OrderedEnum):
     """The lifecycle of a client connection, in order."""
 
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
 
 
 class Client:
@@ -42,18 +46,14 @@ class Client:
         self._writer: asyncio.StreamWriter | None = None
         self._reader: asyncio.StreamReader | None = None
 
-    def _enter(self, state: Conn) -> None:
-        print(f"transition: {self.lifecycle.state.name} -> {state.name}")
-        self.lifecycle.state = state
-
     async def connect(self, host: str, port: int) -> None:
-        """Open the connection; on failure, go straight to CLOSED."""
+        """Open the connection; on failure go straight to CLOSED, saying why."""
         try:
             self._reader, self._writer = await asyncio.open_connection(host, port)
-        except OSError:
-            self._enter(Conn.CLOSED)
+        except OSError as exc:
+            self.lifecycle.advance(Conn.CLOSED, cause=exc)
             raise
-        self._enter(Conn.OPEN)
+        self.lifecycle.state = Conn.OPEN
 
     async def request(self, line: str) -> str:
         """Send ``line`` once the connection is OPEN and return the reply.
@@ -69,11 +69,13 @@ class Client:
 
     async def close(self) -> None:
         """Close the connection: CLOSING, then CLOSED once the socket is shut."""
-        self._enter(Conn.CLOSING)
+        if self.lifecycle.state is Conn.CLOSED:
+            return
+        self.lifecycle.state = Conn.CLOSING
         if self._writer is not None:
             self._writer.close()
             await self._writer.wait_closed()
-        self._enter(Conn.CLOSED)
+        self.lifecycle.state = Conn.CLOSED
 
 
 async def echo_upper(
@@ -87,43 +89,61 @@ async def echo_upper(
     await writer.wait_closed()
 
 
-async def main() -> int:
-    """Run the server and the three client tasks; return the exit status."""
-    server = await asyncio.start_server(echo_upper, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    print(f"server listening on 127.0.0.1:{port}")
+async def session(port: int) -> Conn:
+    """Connect to ``port`` on 127.0.0.1 with the four tasks; return the end state."""
     client = Client()
-    replied = asyncio.Event()
+    sent = asyncio.Event()
+
+    async def status() -> None:
+        async for state in client.lifecycle.states():
+            print(f"  status: {state.value}")
+            if state is Conn.CLOSED:
+                break
 
     async def sender() -> None:
         try:
             reply = await client.request("hello over loopback")
         except OrderedStateSkipped as exc:
-            print(f"sender: gave up, {exc}")
+            reason = type(exc.__cause__).__name__
+            print(f"  sender: gave up, {exc}, because of {reason}")
         else:
-            print(f"sender: got reply {reply!r}")
-        replied.set()
+            print(f"  sender: got reply {reply!r}")
+        sent.set()
 
     async def closer() -> None:
-        await replied.wait()
+        await sent.wait()
         await client.close()
 
     async def watcher() -> None:
-        await client.lifecycle.wait_for(Conn.CLOSED)
-        print("watcher: connection is CLOSED")
+        await client.lifecycle.wait_for_at_least(Conn.CLOSED)
+        print("  watcher: connection is closed")
 
-    async with server:
-        tasks = [
-            asyncio.create_task(sender()),
-            asyncio.create_task(closer()),
-            asyncio.create_task(watcher()),
-        ]
-        await asyncio.sleep(0)  # the sender and the watcher are now waiting
-        print(f"before connecting: {client.lifecycle!r}")
+    tasks = [asyncio.create_task(job()) for job in (status, sender, closer, watcher)]
+    await asyncio.sleep(0)  # every task is now waiting on the machine
+    try:
         await client.connect("127.0.0.1", port)
-        await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
-    print(f"finally: {client.lifecycle!r}")
-    return 0 if client.lifecycle.state is Conn.CLOSED else 1
+    except OSError as exc:
+        print(f"  connect: {type(exc).__name__}")
+    await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+    return client.lifecycle.state
+
+
+async def main() -> int:
+    """Run a session against an echo server, then one against a refused port."""
+    server = await asyncio.start_server(echo_upper, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        print(f"echo server on 127.0.0.1:{port}")
+        served = await session(port)
+
+    # A bound socket that does not listen: connecting to it is refused.
+    with socket.socket() as closed_door:
+        closed_door.bind(("127.0.0.1", 0))
+        port = closed_door.getsockname()[1]
+        print(f"nothing listens on 127.0.0.1:{port}")
+        refused = await session(port)
+
+    return 0 if served is refused is Conn.CLOSED else 1
 
 
 if __name__ == "__main__":

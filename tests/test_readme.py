@@ -30,4 +30,15 @@ class TestReadme:
         for block in blocks:
             exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
         out = capsys.readouterr().out.splitlines()
-        assert out == ["OrderedStateSkipped(<Conn.CLOSING: 2>)", "not open in time"]
+        assert out == [
+            "OrderedStateSkipped(<Conn.CLOSING: 2>)",
+            "not open in time",
+            (
+                "state Link.OPEN has been skipped, because: "
+                "ConnectionRefusedError('127.0.0.1:1 refused the connection')"
+            ),
+            "status: connecting",
+            "status: open",
+            "status: closed",
+            "not comparable",
+        ]
