@@ -204,16 +204,18 @@ class OrderedStateMachine(Generic[StateT]):
 
     @state.setter
     def state(self, new_state: StateT) -> None:
-        # advance() without a cause, inlined: this is the hot path.
+        # advance() without a cause, inlined: this is the hot path. Moving
+        # forward costs one comparison (two with waiters or subscribers): in
+        # a total order, current < new rules out new < current.
         current = self._state
-        if new_state < current:
-            raise _backwards(new_state, current)
         if current < new_state:
             threshold = self._threshold
             if threshold is None or new_state < threshold:
                 self._state = new_state
             else:
-                self._enter(new_state, None)
+                self._enter(new_state, None, threshold)
+        elif new_state < current:
+            raise _backwards(new_state, current)
         elif not new_state == current:
             raise _unordered(new_state, current)
 
@@ -254,14 +256,16 @@ class OrderedStateMachine(Generic[StateT]):
 
         """
         current = self._state
-        if new_state < current:
-            raise _backwards(new_state, current)
         if current < new_state:
             threshold = self._threshold
-            if cause is None and (threshold is None or new_state < threshold):
+            if cause is not None:
+                self._enter(new_state, cause, None)
+            elif threshold is None or new_state < threshold:
                 self._state = new_state
             else:
-                self._enter(new_state, cause)
+                self._enter(new_state, None, threshold)
+        elif new_state < current:
+            raise _backwards(new_state, current)
         elif not new_state == current:
             raise _unordered(new_state, current)
 
@@ -404,12 +408,7 @@ class OrderedStateMachine(Generic[StateT]):
 
     def _rethreshold(self, attached: _Attachments[StateT]) -> None:
         """Restore the invariant of ``_threshold`` (see ``__init__``)."""
-        if attached.feeds:
-            self._threshold = self._state
-        elif attached.maxes:
-            self._threshold = attached.targets[0][0]
-        else:
-            self._threshold = None
+        self._threshold = self._state if attached.feeds else attached.least
 
     # The two waits share these helpers rather than a helper coroutine: a
     # coroutine per wait costs more than the rest of the bookkeeping.
@@ -418,10 +417,12 @@ class OrderedStateMachine(Generic[StateT]):
 
         Raises what comparing the targets raises, with nothing queued.
         """
-        attached = self._attach()
+        attached = self._attached
+        if attached is None:
+            attached = self._attached = _Attachments()
         attached.push(waiter)
         if not attached.feeds:
-            self._threshold = attached.targets[0][0]
+            self._threshold = attached.least
         future = waiter.future
         assert future is not None  # a new waiter is live
         return future
@@ -443,21 +444,32 @@ class OrderedStateMachine(Generic[StateT]):
             # that was never retrieved.
             future.exception()
 
-    def _enter(self, new_state: StateT, cause: BaseException | None) -> None:
+    def _enter(
+        self,
+        new_state: StateT,
+        cause: BaseException | None,
+        reached: StateT | None,
+    ) -> None:
         """Enter ``new_state``, greater than the state: the slow path of `advance`.
 
         Resolves the waiters that are due, in FIFO order, feeds subscribers,
-        and records ``cause``. All comparisons happen before any change.
+        and records ``cause``. ``reached`` is None or a threshold the caller
+        has found ``new_state`` not to be less than (it is not compared
+        again). All comparisons happen before any change.
         """
-        attached = self._attach()
+        attached = self._attached
+        if attached is None:  # only a cause brings us here without attachments
+            attached = self._attached = _Attachments()
         due: Sequence[Waiter[StateT]] = ()
-        if attached.maxes and not (new_state < attached.targets[0][0]):
+        least = attached.least
+        if least is not None and (least is reached or not (new_state < least)):
             due = attached.pop_due(new_state)
         previous = self._state
         self._state = new_state
         if cause is not None:
             attached.causes.append((previous, new_state, cause))
-        self._rethreshold(attached)
+        # The threshold invariant (see __init__), inlined.
+        self._threshold = new_state if attached.feeds else attached.least
         for waiter in due:
             future = waiter.future
             assert future is not None  # pop_due returns live waiters only
@@ -474,7 +486,8 @@ class OrderedStateMachine(Generic[StateT]):
             else:
                 assert waiter.kind == SKIPPED
                 future.set_exception(_skipped(waiter.target, cause))
-        self._publish(attached, new_state)
+        if attached.feeds:
+            self._publish(attached, new_state)
 
     def _rewind(self, attached: _Attachments[StateT], new_state: StateT) -> None:
         """Move back to ``new_state`` (less than the state): `rewind`'s slow path."""

@@ -53,28 +53,36 @@ class Waiter(Generic[StateT]):
 class WaiterQueue(Generic[StateT]):
     """Waiters sorted by target, oldest first among equal targets.
 
-    A list of sorted chunks (the layout of ``sortedcontainers.SortedList``):
-    ``targets[i]`` holds the targets of ``waiters[i]`` in the same order,
-    ``maxes[i]`` is ``targets[i][-1]``, and every target of chunk ``i`` is
-    less than or equal to every target of chunk ``i + 1``. Locating a position
-    costs O(log n) comparisons; inserting moves at most ``2 * _LOAD`` pointers;
-    removing the due prefix costs O(log n) comparisons and O(k) moves.
+    A lone waiter is kept in ``single``, with no lists at all: one task
+    awaiting one milestone is the common case, and it should cost little more
+    than a future. From two waiters on, ``single`` is None and the waiters
+    live in a list of sorted chunks (the layout of
+    ``sortedcontainers.SortedList``): ``targets[i]`` holds the targets of
+    ``waiters[i]`` in the same order, ``maxes[i]`` is ``targets[i][-1]``, and
+    every target of chunk ``i`` is less than or equal to every target of chunk
+    ``i + 1``. Locating a position costs O(log n) comparisons; inserting moves
+    at most ``2 * _LOAD`` pointers; removing the due prefix costs O(log n)
+    comparisons and O(k) moves.
 
     Every method that compares states does all its comparisons before it
-    changes anything, so a comparison that raises leaves the queue as it was.
+    changes anything, so a comparison that raises leaves the queue as it was
+    (or, at most, holds its lone waiter in a chunk instead of ``single``).
     Removing a cancelled waiter compares nothing: it becomes a dead slot, and
     the queue is rebuilt without its dead slots once they outnumber the live
     ones (amortised O(1) per cancellation, and at most one dead slot per live
     waiter is ever kept).
     """
 
-    __slots__ = ("dead", "live", "maxes", "targets", "waiters")
+    __slots__ = ("dead", "least", "live", "maxes", "single", "targets", "waiters")
 
     def __init__(self) -> None:
         """Create an empty queue."""
+        self.single: Waiter[StateT] | None = None
         self.targets: list[list[StateT]] = []
         self.waiters: list[list[Waiter[StateT]]] = []
         self.maxes: list[StateT] = []
+        self.least: StateT | None = None
+        """The least queued target (of a live or dead slot); None if empty."""
         self.live = 0
         """Waiters whose future the machine will resolve."""
         self.dead = 0
@@ -83,17 +91,23 @@ class WaiterQueue(Generic[StateT]):
     def push(self, waiter: Waiter[StateT]) -> None:
         """Queue ``waiter`` after every waiter with a target equal to its own.
 
-        Raises whatever comparing the targets raises, leaving the queue as it
-        was.
+        Raises whatever comparing the targets raises, with ``waiter`` not
+        queued.
         """
         target = waiter.target
-        maxes = self.maxes
-        if not maxes:
-            self.targets.append([target])
-            self.waiters.append([waiter])
-            maxes.append(target)
-            self.live += 1
+        if self.least is None:
+            self.single = waiter
+            self.least = target
+            self.live = 1
             return
+        single = self.single
+        if single is not None:
+            # A second waiter: the first moves into a chunk of its own.
+            self.single = None
+            self.targets.append([single.target])
+            self.waiters.append([single])
+            self.maxes.append(single.target)
+        maxes = self.maxes
         i = bisect_right(maxes, target)
         if i == len(maxes):
             # Not less than any queued target: it goes last.
@@ -107,6 +121,8 @@ class WaiterQueue(Generic[StateT]):
             j = bisect_right(targets, target)
             targets.insert(j, target)
             self.waiters[i].insert(j, waiter)
+            if i == j == 0:
+                self.least = target
         self.live += 1
         if len(targets) > 2 * _LOAD:
             self.targets.insert(i + 1, targets[_LOAD:])
@@ -119,33 +135,29 @@ class WaiterQueue(Generic[StateT]):
     def pop_due(self, reached: StateT) -> list[Waiter[StateT]]:
         """Remove and return the live waiters due when ``reached`` is entered.
 
-        A waiter is due if ``not (reached < target)``. Those whose target is
-        less than ``reached`` have their kind changed from `EXACT` to
-        `SKIPPED`. The result is in the order the waiters were queued (FIFO),
-        whatever their targets. Dead slots among the due ones are dropped.
+        A waiter is due if ``not (reached < target)``; the caller has checked
+        that ``least`` is. Those whose target is less than ``reached`` have
+        their kind changed from `EXACT` to `SKIPPED`. The result is in the
+        order the waiters were queued (FIFO), whatever their targets. Dead
+        slots among the due ones are dropped.
 
         Raises whatever comparing the states raises, leaving the queue as it
         was.
         """
-        maxes = self.maxes
-        targets = self.targets
-        waiters = self.waiters
-        if len(maxes) == 1:
-            # One chunk (fewer than 2 * _LOAD waiters): the common case.
-            chunk = targets[0]
-            hi = bisect_right(chunk, reached)
-            n_below = bisect_left(chunk, reached, 0, hi)
-            if hi == len(chunk):
-                due = waiters[0]
-                targets.clear()
-                waiters.clear()
-                maxes.clear()
-            else:
-                due = waiters[0][:hi]
-                del chunk[:hi]
-                del waiters[0][:hi]
+        single = self.single
+        if single is not None:
+            skipped = single.kind == EXACT and single.target < reached
+            self.single = None
+            self.least = None
+            self.live = 0
+            if skipped:
+                single.kind = SKIPPED
+            return [single]
+        if len(self.maxes) == 1:
+            due, n_below = self._pop_due_chunk(reached)
         else:
             due, n_below = self._pop_due_chunks(reached)
+        self.least = self.targets[0][0] if self.maxes else None
 
         if n_below:
             for waiter in due[:n_below]:
@@ -159,6 +171,24 @@ class WaiterQueue(Generic[StateT]):
         if len(due) > 1:
             due.sort(key=by_seq)
         return due
+
+    def _pop_due_chunk(self, reached: StateT) -> tuple[list[Waiter[StateT]], int]:
+        """`pop_due` over one chunk: the due waiters, and how many are below."""
+        chunk = self.targets[0]
+        # Comparisons first: the due prefix, and its part below ``reached``.
+        hi = bisect_right(chunk, reached)
+        n_below = bisect_left(chunk, reached, 0, hi)
+        waiters = self.waiters
+        if hi == len(chunk):
+            due = waiters[0]
+            self.targets.clear()
+            waiters.clear()
+            self.maxes.clear()
+        else:
+            due = waiters[0][:hi]
+            del chunk[:hi]
+            del waiters[0][:hi]
+        return due, n_below
 
     def _pop_due_chunks(self, reached: StateT) -> tuple[list[Waiter[StateT]], int]:
         """`pop_due` over several chunks: the due waiters, and how many are below."""
@@ -186,11 +216,16 @@ class WaiterQueue(Generic[StateT]):
         return due, n_below
 
     def discard(self, waiter: Waiter[StateT]) -> None:
-        """Turn the live ``waiter`` into a dead slot; sweep if dead slots dominate.
+        """Forget the live ``waiter``, whose task gave up waiting.
 
         Compares no states, so it cannot fail.
         """
         waiter.future = None
+        if waiter is self.single:
+            self.single = None
+            self.least = None
+            self.live = 0
+            return
         self.live -= 1
         self.dead += 1
         if self.dead > self.live:
@@ -202,4 +237,5 @@ class WaiterQueue(Generic[StateT]):
         self.waiters = [live[i : i + _LOAD] for i in range(0, len(live), _LOAD)]
         self.targets = [[w.target for w in chunk] for chunk in self.waiters]
         self.maxes = [chunk[-1] for chunk in self.targets]
+        self.least = self.targets[0][0] if live else None
         self.dead = 0
