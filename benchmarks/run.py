@@ -1,0 +1,308 @@
+"""Run the benchmark suite and print the table of figures against their targets.
+
+Usage::
+
+    python benchmarks/run.py                   # the full suite (about 15 minutes)
+    python benchmarks/run.py --smoke           # small sizes, one value each
+    python benchmarks/run.py --plot docs/performance.png
+
+Runs ``suite.py`` under pyperf (timings, written to
+``<out>/timings.json``) and ``memory.py`` (tracemalloc, ``<out>/memory.json``),
+then prints a Markdown table of every figure, the ratio each target is about,
+and whether it is met, and writes it to ``<out>/table.md``. Every ratio
+compares measurements from this one run on this one machine. ``--plot``
+also draws the cost of one assignment against the number of pending waiters,
+and the cost per woken waiter against the number woken.
+
+Exits 1 if a target is missed (except with ``--smoke``, whose single values
+are too rough to judge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyperf
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table."""
+
+    name: str
+    values: dict[str, str]
+    """Measured values by implementation, formatted."""
+    ratio: float
+    ratio_text: str
+    """What the ratio is, e.g. ``ours / floor``."""
+    target: str
+    met: bool | None
+    """Whether the target is met; None for a row that only informs."""
+
+
+def _ns(seconds: float) -> str:
+    nanoseconds = seconds * 1e9
+    if nanoseconds >= 1e6:
+        return f"{nanoseconds / 1e6:.2f} ms"
+    if nanoseconds >= 1e4:
+        return f"{nanoseconds / 1e3:.1f} µs"
+    return f"{nanoseconds:.0f} ns"
+
+
+class Results:
+    """Median timings from pyperf's JSON and the memory figures."""
+
+    def __init__(self, timings: Path, memory: Path) -> None:
+        """Load ``timings`` (pyperf) and ``memory`` (memory.py's JSON)."""
+        suite = pyperf.BenchmarkSuite.load(str(timings))
+        self.time = {
+            bench.get_name(): bench.median() for bench in suite.get_benchmarks()
+        }
+        self.memory: dict[str, dict[str, float]] = json.loads(memory.read_text())
+
+    def get(self, name: str) -> float | None:
+        """Return the median time of benchmark ``name``, if it ran."""
+        return self.time.get(name)
+
+    def row(self, names: dict[str, str]) -> dict[str, str]:
+        """Format the timings ``names`` (implementation -> benchmark name)."""
+        return {
+            impl: _ns(value)
+            for impl, name in names.items()
+            if (value := self.get(name)) is not None
+        }
+
+
+def figures(results: Results, wake_n: int, pending_n: int) -> list[Figure]:
+    """Compute every target row."""
+    t = results.get
+    rows: list[Figure] = []
+
+    floor, ours0, aioxmpp0 = (
+        t("assign[floor,0]"),
+        t("assign[ours,0]"),
+        t("assign[aioxmpp,0]"),
+    )
+    assert floor is not None
+    assert ours0 is not None
+    names = {i: f"assign[{i},0]" for i in ("ours", "aioxmpp", "condition", "floor")}
+    rows.append(
+        Figure(
+            "assign a greater state, no waiters",
+            results.row(names),
+            ours0 / floor,
+            "ours / floor",
+            "≤ 1.25",
+            ours0 / floor <= 1.25,
+        )
+    )
+    if aioxmpp0 is not None:
+        rows.append(
+            Figure(
+                "assign a greater state, no waiters",
+                results.row(names),
+                aioxmpp0 / ours0,
+                "aioxmpp / ours",
+                "≥ 2",
+                aioxmpp0 / ours0 >= 2,
+            )
+        )
+
+    ours_n = t(f"assign[ours,{pending_n}]")
+    assert ours_n is not None
+    names = {i: f"assign[{i},{pending_n}]" for i in ("ours", "aioxmpp", "condition")}
+    aioxmpp_n = t(f"assign[aioxmpp,{pending_n}]")
+    slowdown = (
+        f" (aioxmpp: {aioxmpp_n / aioxmpp0:,.0f} times)"
+        if aioxmpp_n is not None and aioxmpp0 is not None
+        else ""
+    )
+    rows.append(
+        Figure(
+            f"assign with {pending_n:,} pending waiters, none due",
+            results.row(names),
+            ours_n / ours0,
+            f"ours / ours with no waiters{slowdown}",
+            "≤ 2",
+            ours_n / ours0 <= 2,
+        )
+    )
+
+    event, ours_wake = t(f"wake[event,{wake_n}]"), t(f"wake[ours,{wake_n}]")
+    assert event is not None
+    assert ours_wake is not None
+    names = {
+        i: f"wake[{i},{wake_n}]" for i in ("ours", "aioxmpp", "condition", "event")
+    }
+    rows.append(
+        Figure(
+            f"wake {wake_n:,} waiters, per woken waiter",
+            results.row(names),
+            ours_wake / event,
+            "ours / asyncio.Event",
+            "≤ 1.2",
+            ours_wake / event <= 1.2,
+        )
+    )
+
+    ours_hand, aioxmpp_hand = t("handoff[ours]"), t("handoff[aioxmpp]")
+    floor_hand = t("handoff[floor]")
+    if ours_hand is not None and aioxmpp_hand is not None:
+        names = {i: f"handoff[{i}]" for i in ("ours", "aioxmpp", "condition", "floor")}
+        rows.append(
+            Figure(
+                "hand-off round trip",
+                results.row(names),
+                ours_hand / aioxmpp_hand,
+                "ours / aioxmpp",
+                "≤ 0.9",
+                ours_hand / aioxmpp_hand <= 0.9,
+            )
+        )
+        if floor_hand is not None:
+            rows.append(
+                Figure(
+                    "hand-off round trip",
+                    results.row(names),
+                    floor_hand / aioxmpp_hand,
+                    "floor (a bare future, no bookkeeping) / aioxmpp",
+                    "bounds what any implementation can reach",
+                    None,
+                )
+            )
+
+    abandoned = results.memory["abandoned"]
+    rows.append(
+        Figure(
+            "bytes retained per abandoned wait",
+            {impl: f"{value:.1f} B" for impl, value in abandoned.items()},
+            abandoned["ours"],
+            "ours, bytes",
+            "0 (< 1)",
+            abandoned["ours"] < 1,
+        )
+    )
+    idle = results.memory["idle"]
+    rows.append(
+        Figure(
+            "bytes per idle machine",
+            {impl: f"{value:.0f} B" for impl, value in idle.items()},
+            idle["ours"],
+            "ours, bytes",
+            "≤ 64",
+            idle["ours"] <= 64,
+        )
+    )
+    return rows
+
+
+def _verdict(*, met: bool | None) -> str:
+    return "n/a" if met is None else "yes" if met else "**no**"
+
+
+def table(rows: list[Figure]) -> str:
+    """Render the rows as a Markdown table."""
+    impls = ["ours", "aioxmpp", "condition", "floor", "event"]
+    header = (
+        "| figure | ours | aioxmpp | Condition | floor / Event | ratio | target"
+        " | met |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    lines: list[str] = []
+    for row in rows:
+        cells = [row.values.get(impl, "n/a") for impl in impls[:3]]
+        cells.append(row.values.get("floor", row.values.get("event", "n/a")))
+        value = (
+            f"{row.ratio:.1f} B" if "bytes" in row.ratio_text else f"{row.ratio:.2f}"
+        )
+        lines.append(
+            f"| {row.name} | {' | '.join(cells)} | {row.ratio_text}: {value} | "
+            f"{row.target} | {_verdict(met=row.met)} |"
+        )
+    return header + "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    """Run everything; print the table; return 1 if a target is missed."""
+    sys.path.insert(0, str(HERE))
+    import suite  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        description="Run the benchmark suite and print the table of figures."
+    )
+    parser.add_argument("--smoke", action="store_true", help="prove it runs, quickly")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="directory")
+    parser.add_argument("--plot", type=Path, help="write the plot to this PNG")
+    parser.add_argument(
+        "--processes", type=int, default=6, help="pyperf worker processes"
+    )
+    parser.add_argument("--values", type=int, default=3, help="values per process")
+    args = parser.parse_args()
+    smoke: bool = args.smoke
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    timings, memory = out / "timings.json", out / "memory.json"
+    timings.unlink(missing_ok=True)
+
+    pyperf_args = (
+        ["--debug-single-value", "--smoke"]
+        if smoke
+        else ["--processes", str(args.processes), "--values", str(args.values)]
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "suite.py"),
+            "--quiet",
+            *pyperf_args,
+            "-o",
+            str(timings),
+        ],
+        check=True,
+    )
+    measured = subprocess.run(
+        [sys.executable, str(HERE / "memory.py"), *(["--smoke"] if smoke else [])],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    memory.write_text(measured.stdout)
+
+    results = Results(timings, memory)
+    pending: Sequence[int] = suite.SMOKE_SIZES if smoke else suite.PENDING_SIZES
+    woken: Sequence[int] = suite.SMOKE_SIZES[1:] if smoke else suite.WAKE_SIZES
+    rows = figures(
+        results,
+        wake_n=woken[-1] if smoke else 20_000,
+        pending_n=pending[-1] if smoke else 10_000,
+    )
+    text = (
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"{platform.machine()}, {platform.system()}; medians of pyperf values"
+        f"{' (smoke run: single values, not figures)' if smoke else ''}\n\n"
+        + table(rows)
+    )
+    (out / "table.md").write_text(text)
+    print(text)
+    if args.plot is not None:
+        import plot  # noqa: PLC0415 (matplotlib only with --plot)
+
+        plot.draw(results.get, args.plot, pending, woken)
+        print(f"plot written to {args.plot}")
+    return 0 if smoke or all(row.met is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

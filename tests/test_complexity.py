@@ -1,0 +1,145 @@
+"""How many comparisons each operation makes, as the number of waiters grows.
+
+Counting the calls of ``<`` and ``==`` on an instrumented state type is
+deterministic, unlike timing, and shows the complexity directly: registering
+a waiter is O(log n), an assignment that wakes nobody is O(1), waking k
+waiters is O(log n) comparisons (within the O(k log n) budget), and
+cancelling compares nothing (amortised O(1)).
+
+Waits are driven as bare coroutines (``send``/``close``), so thousands of
+them cost no tasks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pytest
+
+from ordered_statemachine import OrderedStateMachine
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+SIZES = [2**6, 2**10, 2**14, 2**16]
+
+
+class Counted:
+    """An int-like state that counts every comparison made on it."""
+
+    __slots__ = ("value",)
+    comparisons: ClassVar[int] = 0
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __lt__(self, other: Counted) -> bool:
+        Counted.comparisons += 1
+        return self.value < other.value
+
+    def __eq__(self, other: object) -> bool:
+        Counted.comparisons += 1
+        return isinstance(other, Counted) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def counted(action: Coroutine[Any, Any, object] | None = None) -> int:
+    """Comparisons made by starting ``action`` (a wait) until it suspends."""
+    before = Counted.comparisons
+    if action is not None:
+        action.send(None)
+    return Counted.comparisons - before
+
+
+def machine_with_waiters(
+    n: int, targets: list[int]
+) -> tuple[OrderedStateMachine[Counted], list[Coroutine[Any, Any, object]]]:
+    """A machine at 0 with ``n`` suspended waits for the given targets (all > 0)."""
+    machine = OrderedStateMachine(Counted(0))
+    waits: list[Coroutine[Any, Any, object]] = []
+    for i, target in enumerate(targets[:n]):
+        wait = (machine.wait_for if i % 2 else machine.wait_for_at_least)(
+            Counted(target)
+        )
+        wait.send(None)
+        waits.append(wait)
+    return machine, waits
+
+
+class TestComparisonCounts:
+    """Comparisons per operation against the number n of pending waiters."""
+
+    @pytest.mark.parametrize("n", SIZES)
+    async def test_registering_is_logarithmic(self, n: int) -> None:
+        """Registering one more waiter makes at most log2(n) + 4 comparisons."""
+        rng = random.Random(n)
+        targets = [rng.randrange(1, 10 * n) for _ in range(n)]
+        machine, waits = machine_with_waiters(n, targets)
+        worst = max(
+            counted(machine.wait_for_at_least(Counted(rng.randrange(1, 10 * n))))
+            for _ in range(50)
+        )
+        assert worst <= math.log2(n) + 4, (n, worst)
+        for wait in waits:
+            wait.close()
+
+    @pytest.mark.parametrize("n", [0, *SIZES])
+    async def test_assignment_waking_nobody_is_constant(self, n: int) -> None:
+        """With none due, an assignment makes 2 comparisons (1 with no waiter)."""
+        machine, waits = machine_with_waiters(n, [10**9] * n)
+        for state in range(1, 50):
+            before = Counted.comparisons
+            machine.state = Counted(state)
+            assert Counted.comparisons - before == (2 if n else 1)
+        for wait in waits:
+            wait.close()
+
+    @pytest.mark.parametrize("n", SIZES)
+    @pytest.mark.parametrize("share", [1, 10, 100], ids=["k=n", "k=n/10", "k=n/100"])
+    async def test_waking_k_waiters_is_within_k_log_n(self, n: int, share: int) -> None:
+        """Waking k of n waiters makes O(log n) comparisons: within O(k log n)."""
+        rng = random.Random(n * share)
+        targets = [rng.randrange(1, 100 * share + 1) for _ in range(n)]
+        targets[n // 2] = 50  # at least one is due, even for small n
+        machine, waits = machine_with_waiters(n, targets)
+        before = Counted.comparisons
+        machine.state = Counted(100)
+        made = Counted.comparisons - before
+        woken = sum(target <= 100 for target in targets)
+        assert woken > 0
+        assert made <= 4 * math.log2(n) + 8, (n, woken, made)
+        assert made <= 4 * woken * math.log2(n) + 8
+        assert machine.statistics().waiters == n - woken
+        for wait in waits:
+            wait.close()
+
+    @pytest.mark.parametrize("n", SIZES)
+    async def test_cancelling_compares_nothing(self, n: int) -> None:
+        """Cancelling every waiter, in any order, makes no comparison at all."""
+        rng = random.Random(n)
+        machine, waits = machine_with_waiters(
+            n, [rng.randrange(1, n) for _ in range(n)]
+        )
+        rng.shuffle(waits)
+        before = Counted.comparisons
+        for wait in waits:
+            wait.close()
+        assert Counted.comparisons - before == 0
+        assert machine.statistics().waiters == 0
+
+    async def test_single_waiter_hand_off(self) -> None:
+        """One waiter: registering makes 1 comparison, waking it 2 or 3."""
+        machine = OrderedStateMachine(Counted(0))
+        for state in range(1, 20):
+            wait = machine.wait_for(Counted(state))
+            assert counted(wait) == 1
+            before = Counted.comparisons
+            machine.state = Counted(state)
+            # current < new, new < least, and target < new (exact: reached?)
+            assert Counted.comparisons - before == 3
+            with pytest.raises(StopIteration):
+                wait.send(None)
