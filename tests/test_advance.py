@@ -198,6 +198,7 @@ class TestCauses:
         finally:
             tracemalloc.stop()
         assert machine.statistics().causes == 0
-        # The only new objects are the ints themselves (the machine keeps the
-        # last one).
-        assert grown < 200, grown
+        # A record per transition would take at least 56 bytes each (560 kB);
+        # what grows is the interpreter's own caches (int free lists on 3.10)
+        # and the last state, which the machine keeps.
+        assert grown < 1_000, grown
