@@ -1,9 +1,13 @@
-"""Shared fixtures: every test fails if asyncio logs an error while it runs.
+"""Shared configuration: event loops, hypothesis profiles, asyncio's log.
 
-asyncio reports "Task was destroyed but it is pending", "Future exception was
-never retrieved" and exceptions in callbacks through its logger, not as
-warnings, so ``filterwarnings = error`` does not catch them. The autouse
-fixture below does, after a garbage collection that makes them appear.
+Every async test runs twice, on asyncio's default event loop and on uvloop
+(where it is installed), through pytest-asyncio's loop-factories hook.
+
+Every test fails if asyncio logs an error while it runs: asyncio reports
+"Task was destroyed but it is pending", "Future exception was never
+retrieved" and exceptions in callbacks through its logger, not as warnings,
+so ``filterwarnings = error`` does not catch them. The autouse fixture below
+does, after a garbage collection that makes them appear.
 """
 
 from __future__ import annotations
@@ -16,14 +20,29 @@ from typing import TYPE_CHECKING
 import hypothesis
 import pytest
 
+from helpers import LOOP_FACTORIES
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import asyncio
+    from collections.abc import Callable, Iterator
 
 hypothesis.settings.register_profile("dev", max_examples=100, deadline=None)
 hypothesis.settings.register_profile(
     "ci", max_examples=300, deadline=None, print_blob=True
 )
+# The documented long run of the model-based tests (see the README).
+hypothesis.settings.register_profile(
+    "long", max_examples=100_000, deadline=None, print_blob=True
+)
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config,  # noqa: ARG001 (the hook's signature)
+    item: pytest.Item,  # noqa: ARG001
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every async test on each event loop implementation available."""
+    return dict(LOOP_FACTORIES)
 
 
 class _Recorder(logging.Handler):

@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import importlib.util
+import os
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 
 TIMEOUT = 5.0
 """Upper bound for any wait in a test: only a bug makes a wait reach it."""
+
+
+def _uvloop() -> asyncio.AbstractEventLoop:
+    import uvloop  # noqa: PLC0415 (only where installed)
+
+    loop = uvloop.new_event_loop()
+    # asyncio's loops read PYTHONASYNCIODEBUG when created; uvloop's do not.
+    loop.set_debug(bool(os.environ.get("PYTHONASYNCIODEBUG")))
+    return loop
+
+
+LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop
+}
+"""The event loop implementations every async test runs on."""
+if importlib.util.find_spec("uvloop") is not None:
+    LOOP_FACTORIES["uvloop"] = _uvloop
+
+
+def run_on(loop_name: str, awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` to completion on a new loop from `LOOP_FACTORIES`."""
+    loop = LOOP_FACTORIES[loop_name]()
+    try:
+        return loop.run_until_complete(awaitable)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 class Conn(enum.IntEnum):

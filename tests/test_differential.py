@@ -33,6 +33,7 @@ import aioxmpp.statemachine as reference
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import LOOP_FACTORIES, run_on
 from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
 
 if TYPE_CHECKING:
@@ -169,14 +170,18 @@ def make_reference() -> Machine:
     return reference.OrderedStateMachine(0)
 
 
+LOOPS = pytest.mark.parametrize("loop", sorted(LOOP_FACTORIES))
+
+
 class TestAgainstAioxmpp:
     """Both implementations agree on every observable outcome."""
 
+    @LOOPS
     @given(ops=OPS)
-    def test_same_observable_outcomes(self, ops: list[Op]) -> None:
+    def test_same_observable_outcomes(self, loop: str, ops: list[Op]) -> None:
         """Same immediate outcomes, states, wait outcomes and per-kind wake order."""
-        ours = asyncio.run(run(make_ours, ops))
-        theirs = asyncio.run(run(make_reference, ops))
+        ours = run_on(loop, run(make_ours, ops))
+        theirs = run_on(loop, run(make_reference, ops))
         assert ours.steps == theirs.steps
         assert ours.outcomes == theirs.outcomes
         assert ours.wake_order == theirs.wake_order
@@ -187,7 +192,8 @@ class TestAgainstAioxmpp:
             assert result is not None
             assert not (result < target)
 
-    def test_a_known_sequence(self) -> None:
+    @LOOPS
+    def test_a_known_sequence(self, loop: str) -> None:
         """A hand-written sequence, so the comparison is seen to be non-trivial."""
         ops: list[Op] = [
             ("wait_for", 2),
@@ -201,8 +207,8 @@ class TestAgainstAioxmpp:
             ("step", 1),
             ("cancel", 3),
         ]
-        ours = asyncio.run(run(make_ours, ops))
-        theirs = asyncio.run(run(make_reference, ops))
+        ours = run_on(loop, run(make_ours, ops))
+        theirs = run_on(loop, run(make_reference, ops))
         assert (
             ours.steps
             == theirs.steps
