@@ -32,17 +32,26 @@ def main(pytest_args: list[str]) -> int:
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
 
-    env = {**os.environ, "PYTHONASYNCIODEBUG": "1"}
+    # Per-interpreter data files, so that several interpreters can run the
+    # suite at once in one checkout (as .ci/run does).
+    env = {
+        **os.environ,
+        "PYTHONASYNCIODEBUG": "1",
+        "COVERAGE_FILE": str(ROOT / f".coverage.{tag}"),
+    }
     print(f"running the test suite on {tag}", flush=True)
     coverage = [str(python), "-m", "coverage"]
+    pytest = ["-m", "pytest", "-o", f"cache_dir=.pytest_cache/{tag}", *pytest_args]
     status = subprocess.run(
-        [*coverage, "run", "-m", "pytest", *pytest_args], cwd=ROOT, env=env, check=False
+        [*coverage, "run", *pytest], cwd=ROOT, env=env, check=False
     ).returncode
     if status != 0:
         # Any pytest failure, including 5 ("no tests were collected").
         print(f"pytest failed with exit status {status}", flush=True)
         return status or 1
-    return subprocess.run([*coverage, "report"], cwd=ROOT, check=False).returncode
+    return subprocess.run(
+        [*coverage, "report"], cwd=ROOT, env=env, check=False
+    ).returncode
 
 
 if __name__ == "__main__":
