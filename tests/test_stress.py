@@ -63,7 +63,7 @@ class Round:
         cause = ConnectionError(m, new) if self.rng.random() < 0.3 else None
         machine.advance(new, cause=cause)
         self.states[m] = new
-        still = []
+        still: list[tuple[int, str, int]] = []
         for index, kind, target in self.pending.get(m, []):
             if target > new:
                 still.append((index, kind, target))
@@ -116,11 +116,11 @@ class TestStress:
             retained = tracemalloc.get_traced_memory()[0] - before
             # The machine's own lists may be rebuilt during a round (sweeps);
             # the futures it creates for waiters must all be gone.
-            survivors = [
+            survivors: list[object] = [
                 obj
                 for obj in gc.get_objects()
                 if isinstance(obj, asyncio.Future)
-                and (trace := tracemalloc.get_object_traceback(obj)) is not None
+                and (trace := tracemalloc.get_object_traceback(obj)) is not None  # pyright: ignore[reportUnknownArgumentType]
                 and any("ordered_statemachine" in frame.filename for frame in trace)
             ]
         finally:

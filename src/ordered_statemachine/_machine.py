@@ -40,6 +40,14 @@ def _unordered(new_state: object, current: object) -> TypeError:
     )
 
 
+def _check_cause(cause: object) -> None:
+    # Callers that type-check cannot pass anything else; untyped ones can, and
+    # it must fail before anything changes, not while waiters are resolved.
+    if not isinstance(cause, BaseException):
+        msg = f"cause must be an exception or None, not {type(cause).__name__}"
+        raise TypeError(msg)
+
+
 def _skipped(state: StateT, cause: BaseException | None) -> OrderedStateSkipped[StateT]:
     exc = OrderedStateSkipped(state)
     if cause is not None:
@@ -249,12 +257,15 @@ class OrderedStateMachine(Generic[StateT]):
             TypeError: the new state cannot be compared with the current
                 state or with a pending waiter's target (the comparison's own
                 `TypeError`), or it is neither less than, equal to nor greater
-                than the current state (NaN).
+                than the current state (NaN), or ``cause`` is neither None nor
+                an exception.
 
         The machine, its waiters and its subscribers are unchanged when
         ``advance`` raises.
 
         """
+        if cause is not None:
+            _check_cause(cause)
         current = self._state
         if current < new_state:
             threshold = self._threshold
