@@ -3,10 +3,12 @@
 Usage: ``python3 tools/run_tests.py [pytest arguments]``
 
 Creates (or reuses) ``.venv/<python-tag>`` next to this checkout, installs the
-package in editable mode with its ``dev`` extra, then runs pytest under
-coverage with asyncio's debug mode on, and enforces 100% branch coverage of
-``src``. Exits non-zero if anything fails, including when pytest collects no
-tests (its exit status 5).
+package in editable mode with its ``dev`` extra, then runs pytest with
+asyncio's debug mode on, in two passes: the tests not marked ``slow`` under
+coverage, then the ``slow`` ones (stress, subprocesses, builds) without it;
+and enforces 100% branch coverage of ``src``. Arguments are passed to both
+passes. Exits non-zero if anything fails, including when a pass collects no
+tests (pytest's exit status 5).
 """
 
 from __future__ import annotations
@@ -42,13 +44,19 @@ def main(pytest_args: list[str]) -> int:
     print(f"running the test suite on {tag}", flush=True)
     coverage = [str(python), "-m", "coverage"]
     pytest = ["-m", "pytest", "-o", f"cache_dir=.pytest_cache/{tag}", *pytest_args]
-    status = subprocess.run(
-        [*coverage, "run", *pytest], cwd=ROOT, env=env, check=False
-    ).returncode
-    if status != 0:
-        # Any pytest failure, including 5 ("no tests were collected").
-        print(f"pytest failed with exit status {status}", flush=True)
-        return status or 1
+    # Two passes: the tests that exercise the code, under coverage; then the
+    # slow ones (stress, subprocesses, builds), which add no coverage and run
+    # several times faster untraced.
+    passes = [
+        [*coverage, "run", *pytest, "-m", "not slow"],
+        [str(python), *pytest, "-m", "slow"],
+    ]
+    for command in passes:
+        status = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
+        if status != 0:
+            # Any pytest failure, including 5 ("no tests were collected").
+            print(f"pytest failed with exit status {status}", flush=True)
+            return status or 1
     return subprocess.run(
         [*coverage, "report"], cwd=ROOT, env=env, check=False
     ).returncode
