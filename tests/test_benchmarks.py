@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("pyperf") is None, reason="needs the bench extra"
 )

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLE = (
     Path(__file__).resolve().parent.parent / "examples" / "connection_lifecycle.py"
 )
 
 
+@pytest.mark.slow
 class TestConnectionLifecycleExample:
     """``examples/connection_lifecycle.py``."""
 

@@ -29,6 +29,32 @@ class TestPackage:
             if isinstance(obj, type):
                 assert obj.__module__ == "ordered_statemachine", name
 
+    def test_every_public_name_and_method_has_a_docstring(self) -> None:
+        """Classes, their public methods and properties all say what they do."""
+        missing: list[str] = []
+        for name in ordered_statemachine.__all__:
+            obj = getattr(ordered_statemachine, name)
+            if not isinstance(obj, type):
+                continue
+            if not obj.__doc__:
+                missing.append(name)
+            for attribute, value in vars(obj).items():
+                public = not attribute.startswith("_") or attribute in {
+                    "__init__",
+                    "__aiter__",
+                    "__anext__",
+                    "__aenter__",
+                    "__aexit__",
+                }
+                documented = callable(value) or isinstance(value, property)
+                # Generated methods (a dataclass's or a Protocol's __init__)
+                # are not ours to document.
+                code = getattr(value, "__code__", None)
+                written = code is None or "ordered_statemachine" in code.co_filename
+                if public and documented and written and not value.__doc__:
+                    missing.append(f"{name}.{attribute}")
+        assert missing == []
+
     def test_version_comes_from_metadata(self) -> None:
         """``__version__`` is the installed distribution's version."""
         expected = importlib.metadata.version("ordered-statemachine")

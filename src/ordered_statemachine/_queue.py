@@ -45,9 +45,9 @@ class Waiter(Generic[StateT]):
         target: StateT,
     ) -> None:
         self.future: asyncio.Future[StateT | None] | None = future
-        self.kind = kind
-        self.seq = next_seq()
-        self.target = target
+        self.kind: int = kind
+        self.seq: int = next_seq()
+        self.target: StateT = target
 
 
 class WaiterQueue(Generic[StateT]):
@@ -83,9 +83,9 @@ class WaiterQueue(Generic[StateT]):
         self.maxes: list[StateT] = []
         self.least: StateT | None = None
         """The least queued target (of a live or dead slot); None if empty."""
-        self.live = 0
+        self.live: int = 0
         """Waiters whose future the machine will resolve."""
-        self.dead = 0
+        self.dead: int = 0
         """Slots of waiters that gave up, not yet swept."""
 
     def push(self, waiter: Waiter[StateT]) -> None:

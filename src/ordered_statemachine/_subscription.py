@@ -29,7 +29,7 @@ class Feed(Generic[StateT]):
     def __init__(self, first: StateT) -> None:
         """Start a feed whose first state is ``first``."""
         self.buffer: deque[StateT] = deque((first,))
-        self.closed = False
+        self.closed: bool = False
         self.waiter: asyncio.Future[None] | None = None
         """The future the consumer awaits while the buffer is empty."""
 
