@@ -7,8 +7,9 @@ package in editable mode with its ``dev`` extra, then runs pytest with
 asyncio's debug mode on, in two passes: the tests not marked ``slow`` under
 coverage, then the ``slow`` ones (stress, subprocesses, builds) without it;
 and enforces 100% branch coverage of ``src``. Arguments are passed to both
-passes. Exits non-zero if anything fails, including when a pass collects no
-tests (pytest's exit status 5).
+passes. Exits non-zero if anything fails, including when no test runs
+(pytest's exit status 5): without arguments, in either pass; with arguments,
+in both.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NO_TESTS = 5
+"""pytest's exit status when it collects no tests."""
 
 
 def main(pytest_args: list[str]) -> int:
@@ -51,12 +54,18 @@ def main(pytest_args: list[str]) -> int:
         [*coverage, "run", *pytest, "-m", "not slow"],
         [str(python), *pytest, "-m", "slow"],
     ]
+    statuses = []
     for command in passes:
         status = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
-        if status != 0:
-            # Any pytest failure, including 5 ("no tests were collected").
+        statuses.append(status)
+        if status not in {0, NO_TESTS}:
             print(f"pytest failed with exit status {status}", flush=True)
-            return status or 1
+            return status
+    if (NO_TESTS in statuses and not pytest_args) or statuses == [NO_TESTS] * 2:
+        # With no arguments both passes must run tests; with arguments that
+        # select, say, one file, one pass may legitimately find none.
+        print("pytest collected no tests", flush=True)
+        return 1
     return subprocess.run(
         [*coverage, "report"], cwd=ROOT, env=env, check=False
     ).returncode
