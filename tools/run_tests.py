@@ -54,7 +54,7 @@ def main(pytest_args: list[str]) -> int:
         [*coverage, "run", *pytest, "-m", "not slow"],
         [str(python), *pytest, "-m", "slow"],
     ]
-    statuses = []
+    statuses: list[int] = []
     for command in passes:
         status = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
         statuses.append(status)
