@@ -131,14 +131,18 @@ class TestComparisonCounts:
         assert Counted.comparisons - before == 0
         assert machine.statistics().waiters == 0
 
-    async def test_single_waiter_hand_off(self) -> None:
-        """One waiter: registering makes 1 comparison, waking it 2 or 3."""
+    @pytest.mark.parametrize("how", ["setter", "advance"])
+    async def test_single_waiter_hand_off(self, how: str) -> None:
+        """One waiter: registering makes 1 comparison, waking it 3."""
         machine = OrderedStateMachine(Counted(0))
         for state in range(1, 20):
             wait = machine.wait_for(Counted(state))
             assert counted(wait) == 1
             before = Counted.comparisons
-            machine.state = Counted(state)
+            if how == "setter":
+                machine.state = Counted(state)
+            else:
+                machine.advance(Counted(state))
             # current < new, new < least, and target < new (exact: reached?)
             assert Counted.comparisons - before == 3
             with pytest.raises(StopIteration):

@@ -144,6 +144,13 @@ class TestNoEventLoop:
 class TestLoopArgument:
     """``loop=`` is accepted for aioxmpp code, ignored and deprecated."""
 
+    @pytest.mark.uninstrumented
+    def test_warning_points_at_the_caller(self) -> None:
+        """The DeprecationWarning names the line that passed ``loop``."""
+        with pytest.warns(DeprecationWarning, match="loop argument") as record:
+            OrderedStateMachine(1, loop=None)  # type: ignore[deprecated]  # pyright: ignore[reportDeprecated]
+        assert record[0].filename == __file__
+
     @pytest.mark.parametrize(
         "make_loop",
         [lambda: None, asyncio.new_event_loop],
@@ -155,12 +162,11 @@ class TestLoopArgument:
         """Passing ``loop`` (even None) warns, pointing at the caller."""
         loop = make_loop()
         try:
-            with pytest.warns(DeprecationWarning, match="loop argument") as record:
+            with pytest.warns(DeprecationWarning, match="loop argument"):
                 machine = OrderedStateMachine(1, loop=loop)  # type: ignore[deprecated]  # pyright: ignore[reportDeprecated]
         finally:
             if loop is not None:
                 loop.close()
-        assert record[0].filename == __file__
         assert machine.state == 1
 
         async def wait() -> int:

@@ -70,7 +70,11 @@ class TestOrder:
         assert Lifecycle.CONNECTING < Lifecycle.OPEN < Lifecycle.CLOSING
         assert Lifecycle.CLOSED > Lifecycle.CLOSING >= Lifecycle.CLOSING
         assert Lifecycle.OPEN <= Lifecycle.OPEN
+        assert Lifecycle.OPEN >= Lifecycle.OPEN
         assert not Lifecycle.OPEN < Lifecycle.OPEN
+        assert not Lifecycle.OPEN > Lifecycle.OPEN
+        assert not Lifecycle.CLOSED <= Lifecycle.OPEN
+        assert not Lifecycle.OPEN >= Lifecycle.CLOSED
 
     def test_auto_and_aliases(self) -> None:
         """``auto()`` works; an alias ranks exactly as the member it aliases."""

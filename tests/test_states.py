@@ -230,6 +230,7 @@ class TestLifetime:
         machine.state = 1
         assert await bounded(first) == 1
 
+    @pytest.mark.uninstrumented
     async def test_many_subscriptions_retain_nothing(self) -> None:
         """Subscribing and unsubscribing over and over does not grow memory."""
         machine = OrderedStateMachine(0)

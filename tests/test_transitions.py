@@ -196,7 +196,11 @@ class TestRewind:
         machine = OrderedStateMachine(2.0)
         with pytest.raises(TypeError):
             machine.rewind("one")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-        with pytest.raises(TypeError, match="states must be ordered"):
+        with pytest.raises(
+            TypeError,
+            match=r"^states must be ordered, but nan is neither less than, equal "
+            r"to nor greater than the current state 2.0$",
+        ):
             machine.rewind(math.nan)
         assert machine.state == 2.0
 

@@ -504,7 +504,7 @@ class OrderedStateMachine(Generic[StateT]):
         """Move back to ``new_state`` (less than the state): `rewind`'s slow path."""
         causes = attached.causes
         # Comparisons first: the transitions that moved above new_state.
-        keep = bisect_right(causes, new_state, key=_new_state) if causes else 0
+        keep = bisect_right(causes, new_state, key=_new_state)
         self._state = new_state
         del causes[keep:]
         self._rethreshold(attached)

@@ -201,7 +201,7 @@ class WaiterQueue(Generic[StateT]):
         # lo hold the targets less than ``reached``.
         hi = bisect_right(maxes, reached)
         hi_j = bisect_right(targets[hi], reached) if hi < nchunks else 0
-        lo = bisect_left(maxes, reached, 0, hi)  # lo <= hi
+        lo = bisect_left(maxes, reached)
         lo_j = bisect_left(targets[lo], reached) if lo < nchunks else 0
 
         n_below = sum(map(len, targets[:lo])) + lo_j
@@ -213,6 +213,7 @@ class WaiterQueue(Generic[StateT]):
         del maxes[:hi]
         del targets[:hi]
         del waiters[:hi]
+        assert n_below <= len(due)  # the part below reached is part of the due
         return due, n_below
 
     def discard(self, waiter: Waiter[StateT]) -> None:
