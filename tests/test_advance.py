@@ -71,7 +71,7 @@ class TestSameAsAssignment:
         """An equal state wakes no one and publishes nothing."""
         machine = OrderedStateMachine(Conn.OPEN)
         subscription = machine.states()
-        assert await anext(subscription) is Conn.OPEN
+        assert await bounded(anext(subscription)) is Conn.OPEN
         assign(machine, Conn.OPEN)
         assign(machine, Conn.CLOSED)
         assert await bounded(anext(subscription)) is Conn.CLOSED
@@ -139,7 +139,7 @@ class TestCauses:
         machine.advance(Conn.CLOSED, cause=refused)
         for state in (Conn.READY, Conn.OPEN, Conn.CLOSING):
             with pytest.raises(OrderedStateSkipped) as info:
-                await machine.wait_for(state)
+                await bounded(machine.wait_for(state))
             assert info.value.__cause__ is refused, state
 
     async def test_cause_of_the_first_transition_past_the_state(self) -> None:
@@ -152,7 +152,7 @@ class TestCauses:
         expected = {0: first, 1: first, 2: None, 3: None, 4: third, 5: third}
         for state, cause in expected.items():
             with pytest.raises(OrderedStateSkipped) as info:
-                await machine.wait_for(state)
+                await bounded(machine.wait_for(state))
             assert info.value.__cause__ is cause, state
         assert machine.statistics().causes == 2
 
@@ -161,7 +161,7 @@ class TestCauses:
         machine = OrderedStateMachine(5)
         machine.advance(6, cause=RuntimeError())
         with pytest.raises(OrderedStateSkipped) as info:
-            await machine.wait_for(4)
+            await bounded(machine.wait_for(4))
         assert info.value.__cause__ is None
 
     async def test_rewind_forgets_the_causes_it_undoes(self) -> None:
@@ -173,18 +173,18 @@ class TestCauses:
         machine.rewind(3)
         assert machine.statistics().causes == 1
         with pytest.raises(OrderedStateSkipped) as info:
-            await machine.wait_for(1)
+            await bounded(machine.wait_for(1))
         assert info.value.__cause__ is low
         machine.advance(6)  # past 3, 4 and 5 again, this time without a cause
         with pytest.raises(OrderedStateSkipped) as info:
-            await machine.wait_for(4)
+            await bounded(machine.wait_for(4))
         assert info.value.__cause__ is None
         machine.rewind(2)  # 2 is where "low" arrived: it did not move above 2
         assert machine.statistics().causes == 1
         machine.rewind(0)
         assert machine.statistics().causes == 0
         with pytest.raises(OrderedStateSkipped):
-            await machine.wait_for(-1)
+            await bounded(machine.wait_for(-1))
 
     async def test_cause_is_not_recorded_when_advance_fails(self) -> None:
         """A rejected or equal advance records nothing."""

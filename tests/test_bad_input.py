@@ -170,7 +170,7 @@ class TestBadInput:
         machine = world.machine
         wait = machine.wait_for if kind == "wait_for" else machine.wait_for_at_least
         with pytest.raises(TypeError, match="not supported between"):
-            await wait("two")
+            await bounded(wait("two"))
         world.unchanged()
         await cleanup(world.tasks)
 
@@ -181,7 +181,7 @@ class TestBadInput:
         machine = world.machine
         wait = machine.wait_for if kind == "wait_for" else machine.wait_for_at_least
         with pytest.raises(TypeError, match=r"^states must be ordered"):
-            await wait(math.nan)
+            await bounded(wait(math.nan))
         world.unchanged()
         await cleanup(world.tasks)
 
@@ -189,7 +189,7 @@ class TestBadInput:
         """The comparison's TypeError; nothing registered; the others intact."""
         world = await watched((0,), [(1, "a"), (2, "b")])
         with pytest.raises(TypeError, match="not supported between"):
-            await world.machine.wait_for((1, 2))
+            await bounded(world.machine.wait_for((1, 2)))
         world.unchanged()
         world.machine.state = (2, "b")
         outcomes = await bounded(asyncio.gather(*world.tasks, return_exceptions=True))

@@ -205,7 +205,7 @@ async def wait_at_least(world: World) -> object:
 async def wait_for_passed(world: World) -> object:
     """wait_for a passed state: skipped at once, with the recorded cause."""
     with pytest.raises(OrderedStateSkipped) as info:
-        await world.machine.wait_for(Faulty(1))
+        await bounded(world.machine.wait_for(Faulty(1)))
     cause = info.value.__cause__
     assert isinstance(cause, ConnectionError)
     return cause.args

@@ -100,7 +100,7 @@ class TestSequence:
         machine.state = 3
         assert await take(late, 1) == [3]
         with pytest.raises(StopAsyncIteration):
-            await anext(early)
+            await bounded(anext(early))
 
     async def test_failed_operations_publish_nothing(self) -> None:
         """A rejected assignment or rewind leaves subscribers as they were."""
@@ -144,14 +144,19 @@ class TestLifetime:
         assert machine.statistics().subscribers == 0
         machine.state = 1
         with pytest.raises(StopAsyncIteration):
-            await anext(subscription)
+            await bounded(anext(subscription))
 
     async def test_break_out_of_async_for_unsubscribes(self) -> None:
         """Breaking out of ``async for machine.states()`` drops and unsubscribes it."""
         machine = OrderedStateMachine(0)
-        async for state in machine.states():
-            assert state == 0
-            break
+
+        async def first() -> int:
+            async for state in machine.states():
+                return state
+            msg = "states() ended"
+            raise AssertionError(msg)
+
+        assert await bounded(first()) == 0
         assert machine.statistics().subscribers == 0
 
     async def test_garbage_collected_subscription_unsubscribes(self) -> None:
@@ -226,7 +231,7 @@ class TestLifetime:
         first = asyncio.create_task(anext(subscription))
         await steps()
         with pytest.raises(RuntimeError, match="already waiting"):
-            await anext(subscription)
+            await bounded(anext(subscription))
         machine.state = 1
         assert await bounded(first) == 1
 
@@ -238,7 +243,7 @@ class TestLifetime:
         async def cycle(n: int) -> None:
             for _ in range(n):
                 async with machine.states() as subscription:
-                    await anext(subscription)
+                    await bounded(anext(subscription))
 
         await cycle(200)
         gc.collect()
