@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import tracemalloc
 import weakref
 
@@ -230,7 +231,10 @@ class TestLifetime:
         assert await take(subscription, 1) == [0]
         first = asyncio.create_task(anext(subscription))
         await steps()
-        with pytest.raises(RuntimeError, match="already waiting"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"^another task is already waiting on this StateSubscription$",
+        ):
             await bounded(anext(subscription))
         machine.state = 1
         assert await bounded(first) == 1
@@ -266,3 +270,14 @@ class TestLifetime:
         assert repr(subscription) == (
             "<ordered_statemachine.StateSubscription open buffered=2>"
         )
+
+    def test_failed_construction_reports_nothing_on_collection(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A subscription whose ``__init__`` never ran is collected silently."""
+        unraisable: list[object] = []
+        monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+        with pytest.raises(TypeError):
+            StateSubscription()  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+        gc.collect()
+        assert unraisable == []

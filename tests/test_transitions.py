@@ -136,35 +136,47 @@ class TestAssign:
         assert outcomes["exact-above"] is None
         assert outcomes["least-above"] == 3
 
-    async def test_fifo_across_kinds_and_targets(self) -> None:
+    @pytest.mark.parametrize(
+        "calls",
+        [
+            # Targets interleaved so that neither target order nor kind order
+            # matches the order of calls.
+            [
+                ("exact", 3),
+                ("least", 1),
+                ("exact", 1),
+                ("least", 3),
+                ("exact", 2),
+                ("least", 2),
+            ],
+            # Two waiters, the later one with the lesser target.
+            [("exact", 3), ("least", 1)],
+        ],
+        ids=["six", "two"],
+    )
+    async def test_fifo_across_kinds_and_targets(
+        self, calls: list[tuple[str, int]]
+    ) -> None:
         """Waiters resolved by one assignment resume in the order they started."""
         machine = OrderedStateMachine(0)
-        resumed: list[str] = []
+        resumed: list[int] = []
 
-        async def exact(target: int, name: str) -> None:
-            with contextlib.suppress(OrderedStateSkipped):
-                await machine.wait_for(target)
+        async def wait(kind: str, target: int, name: int) -> None:
+            if kind == "least":
+                await machine.wait_for_at_least(target)
+            else:
+                with contextlib.suppress(OrderedStateSkipped):
+                    await machine.wait_for(target)
             resumed.append(name)
 
-        async def least(target: int, name: str) -> None:
-            await machine.wait_for_at_least(target)
-            resumed.append(name)
-
-        # Targets interleaved so that neither target order nor kind order
-        # matches the order of calls.
-        starts = [
-            exact(3, "a"),
-            least(1, "b"),
-            exact(1, "c"),
-            least(3, "d"),
-            exact(2, "e"),
-            least(2, "f"),
+        tasks = [
+            asyncio.create_task(wait(kind, target, name))
+            for name, (kind, target) in enumerate(calls)
         ]
-        tasks = [asyncio.create_task(coro) for coro in starts]
         await steps()
         machine.state = 3
         await bounded(asyncio.gather(*tasks))
-        assert resumed == ["a", "b", "c", "d", "e", "f"]
+        assert resumed == list(range(len(calls)))
 
 
 class TestRewind:

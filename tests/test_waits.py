@@ -16,6 +16,24 @@ from helpers import Conn, bounded, steps
 from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
 
 
+class Milestone:
+    """An ordered state that can be weakly referenced, to see who holds it."""
+
+    __slots__ = ("__weakref__", "value")
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __lt__(self, other: Milestone) -> bool:
+        return self.value < other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Milestone) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
 class TestImmediate:
     """Waits that are decided when they start never suspend."""
 
@@ -309,6 +327,40 @@ class TestCancellation:
         machine.state = 7
         assert await bounded(asyncio.gather(*keep)) == [7] * len(keep)
         assert machine.statistics().waiters == 0
+
+    async def test_targets_of_cancelled_waiters_are_released(self) -> None:
+        """Cancelled waiters hold their targets only until they outnumber the live.
+
+        The machine keeps the slot of a cancelled waiter (its target, not its
+        task) until such slots outnumber the live waiters; a transition that
+        removes slots must keep that count right.
+        """
+        machine = OrderedStateMachine(Milestone(0))
+
+        def wait(value: int) -> tuple[asyncio.Task[None], weakref.ref[Milestone]]:
+            target = Milestone(value)
+            return asyncio.create_task(machine.wait_for(target)), weakref.ref(target)
+
+        reached = asyncio.create_task(machine.wait_for_at_least(Milestone(1)))
+        early, _ = wait(1)
+        late = [wait(5) for _ in range(3)]
+        await steps()
+        early.cancel()
+        await steps()
+        machine.state = Milestone(1)  # removes the live and the cancelled slot
+        assert (await bounded(reached)).value == 1
+        late[0][0].cancel()
+        late[1][0].cancel()
+        await steps()
+        assert [task.cancelled() for task, _ in late[:2]] == [True, True]
+        assert machine.statistics().waiters == 1
+        refs = [ref for _, ref in late]
+        pending = late[2][0]
+        del early, late
+        await steps()  # the loop's handles drop the finished tasks
+        gc.collect()
+        assert [ref() is None for ref in refs] == [True, True, False]
+        pending.cancel()
 
 
 def model_outcome(kind: str, target: int, state: int) -> object:

@@ -177,7 +177,7 @@ class WaiterQueue(Generic[StateT]):
         chunk = self.targets[0]
         # Comparisons first: the due prefix, and its part below ``reached``.
         hi = bisect_right(chunk, reached)
-        n_below = bisect_left(chunk, reached, 0, hi)
+        n_below = bisect_left(chunk, reached)
         waiters = self.waiters
         if hi == len(chunk):
             due = waiters[0]
