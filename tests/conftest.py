@@ -31,6 +31,18 @@ hypothesis.settings.register_profile("dev", max_examples=100, deadline=None)
 hypothesis.settings.register_profile(
     "ci", max_examples=300, deadline=None, print_blob=True
 )
+# Mutation testing (tools/mutation.py): a failing example is enough to kill a
+# mutant, so hypothesis does not shrink it.
+hypothesis.settings.register_profile(
+    "mutation",
+    max_examples=100,
+    deadline=None,
+    phases=[
+        hypothesis.Phase.explicit,
+        hypothesis.Phase.reuse,
+        hypothesis.Phase.generate,
+    ],
+)
 # The documented long run of the model-based tests (see the README).
 hypothesis.settings.register_profile(
     "long", max_examples=100_000, deadline=None, print_blob=True

@@ -5,19 +5,22 @@ Usage (in an environment with the ``dev`` and ``mutation`` extras)::
     python tools/mutation.py            # mutmut run, then the check
     python tools/mutation.py --check    # only the check, on mutmut's last run
 
-Runs ``mutmut run`` (configured in ``pyproject.toml``: the whole test suite
-except the ``slow`` and ``typecheck`` tests), then reads every mutant's status
-with ``mutmut results --all``. Each surviving mutant must be listed in
-``tests/mutation-equivalents.txt`` with a one-line reason why no test can
-tell it from the original; a listed mutant that no longer survives is an
-error too (the list must stay true). Prints the score, and exits 1 if the
-check fails.
+Runs ``mutmut run`` afresh (configured in ``pyproject.toml``: the whole test
+suite except the ``slow``, ``typecheck`` and ``uninstrumented`` tests, with
+the ``mutation`` hypothesis profile, which does not shrink), then reads
+every mutant's status with ``mutmut results --all``. Each surviving mutant
+must be listed in ``tests/mutation-equivalents.txt`` with a one-line reason
+why no test can tell it from the original; a listed mutant that no longer
+survives is an error too (the list must stay true). Prints the score, and
+exits 1 if the check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -61,7 +64,15 @@ def main() -> int:
     )
     args = parser.parse_args()
     if not args.check:
-        subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=ROOT, check=False)
+        # A fresh run: mutmut reuses the results it finds in mutants/, which
+        # may belong to older sources or tests.
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        # A mutant that a hypothesis test catches is killed by the first
+        # failing example; shrinking it would only slow the run down.
+        env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation"}
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run"], cwd=ROOT, env=env, check=False
+        )
     found = statuses()
     listed = equivalents()
     counts = Counter(found.values())
