@@ -88,10 +88,38 @@ class TestComparisonCounts:
             wait.close()
 
     @pytest.mark.parametrize("n", [0, *SIZES])
-    async def test_assignment_waking_nobody_is_constant(self, n: int) -> None:
-        """With none due, an assignment makes 2 comparisons (1 with no waiter)."""
+    @pytest.mark.parametrize(
+        "after",
+        ["registering", "a wake-up", "cancelling the least", "cancelling another"],
+    )
+    async def test_assignment_waking_nobody_is_constant(
+        self, n: int, after: str
+    ) -> None:
+        """With none due, an assignment makes 2 comparisons (1 with no waiter).
+
+        Whatever happened last: waiters registered, one woken by the previous
+        assignment, or one cancelled. The slot of a cancelled waiter with the
+        least target is removed by the first assignment that reaches it, at
+        O(log n) comparisons: the cost of the cancellation, paid once.
+        """
         machine, waits = machine_with_waiters(n, [10**9] * n)
-        for state in range(1, 50):
+        first = 1
+        if after == "cancelling another":
+            extra = machine.wait_for_at_least(Counted(2 * 10**9))
+            extra.send(None)
+            extra.close()
+        elif after != "registering":
+            extra = machine.wait_for_at_least(Counted(1))
+            extra.send(None)
+            if after == "a wake-up":
+                machine.state = Counted(1)
+            extra.close()
+            removal = Counted.comparisons
+            machine.state = Counted(1)
+            removal = Counted.comparisons - removal
+            assert removal <= 2 * math.log2(n or 1) + 8, (n, removal)
+            first = 2
+        for state in range(first, 50):
             before = Counted.comparisons
             machine.state = Counted(state)
             assert Counted.comparisons - before == (2 if n else 1)

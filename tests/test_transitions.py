@@ -235,7 +235,7 @@ class TestRewind:
         """After rewinding, a state that was skipped can be waited for and reached."""
         machine = OrderedStateMachine(Conn.CLOSED)
         with pytest.raises(OrderedStateSkipped):
-            await machine.wait_for(Conn.OPEN)
+            await bounded(machine.wait_for(Conn.OPEN))
         machine.rewind(Conn.READY)
         task = asyncio.create_task(machine.wait_for(Conn.OPEN))
         await steps()
@@ -265,9 +265,9 @@ class TestOnlyLessThanAndEqual:
         machine.rewind(s[1])
         with pytest.raises(ValueError, match="cannot forward"):
             machine.rewind(s[4])
-        await machine.wait_for(s[1])
-        assert await machine.wait_for_at_least(s[0]) == s[1]
+        await bounded(machine.wait_for(s[1]))
+        assert await bounded(machine.wait_for_at_least(s[0])) == s[1]
         with pytest.raises(OrderedStateSkipped):
-            await machine.wait_for(s[0])
+            await bounded(machine.wait_for(s[0]))
         machine.state = s[4]
         assert await bounded(least) == s[4]

@@ -49,7 +49,7 @@ class TestImmediate:
         """``wait_for`` of a state already passed raises OrderedStateSkipped(state)."""
         machine = OrderedStateMachine(Conn.CLOSING)
         with pytest.raises(OrderedStateSkipped) as info:
-            await machine.wait_for(Conn.OPEN)
+            await bounded(machine.wait_for(Conn.OPEN))
         assert info.value.skipped_state is Conn.OPEN
         assert machine.statistics().waiters == 0
 
@@ -65,14 +65,27 @@ class TestImmediate:
         assert info.value.value is Conn.OPEN
 
     @pytest.mark.parametrize("kind", ["wait_for", "wait_for_at_least"])
-    @pytest.mark.parametrize("target", ["two", math.nan], ids=["incomparable", "nan"])
+    @pytest.mark.parametrize(
+        ("target", "message"),
+        [
+            ("two", r"^'<' not supported between instances of 'float' and 'str'$"),
+            (
+                math.nan,
+                (
+                    r"^states must be ordered, but nan is neither less than, equal "
+                    r"to nor greater than the current state 1\.0$"
+                ),
+            ),
+        ],
+        ids=["incomparable", "nan"],
+    )
     async def test_bad_target_raises_type_error_and_registers_nothing(
-        self, kind: str, target: object
+        self, kind: str, target: object, message: str
     ) -> None:
         """An incomparable or NaN target raises TypeError before anything is queued."""
         machine = OrderedStateMachine(1.0)
-        with pytest.raises(TypeError):
-            await getattr(machine, kind)(target)
+        with pytest.raises(TypeError, match=message):
+            await bounded(getattr(machine, kind)(target))
         assert machine.statistics().waiters == 0
 
     async def test_target_incomparable_with_another_target_registers_nothing(
@@ -83,7 +96,7 @@ class TestImmediate:
         first = asyncio.create_task(machine.wait_for((1, "a")))
         await steps()
         with pytest.raises(TypeError):
-            await machine.wait_for((1, 2))
+            await bounded(machine.wait_for((1, 2)))
         assert machine.statistics().waiters == 1
         machine.state = (1, "a")
         await bounded(first)
@@ -164,6 +177,23 @@ class TestWaiting:
         await bounded(asyncio.gather(*least))
         await bounded(asyncio.gather(*exact, return_exceptions=True))
         assert machine.statistics().waiters == 0
+
+    @pytest.mark.parametrize("order", ["ascending", "shuffled"])
+    async def test_each_of_many_distinct_targets_wakes_exactly_on_time(
+        self, order: str
+    ) -> None:
+        """1,100 waiters (more than one chunk holds) each wake at their own target."""
+        targets = list(range(1, 1101))
+        if order == "shuffled":
+            random.Random(1100).shuffle(targets)
+        machine = OrderedStateMachine(0)
+        tasks = {t: asyncio.create_task(machine.wait_for_at_least(t)) for t in targets}
+        await steps()
+        for state in range(1, 1101):
+            machine.state = state
+            assert machine.statistics().waiters == 1100 - state
+        woken = await bounded(asyncio.gather(*(tasks[t] for t in range(1, 1101))))
+        assert woken == list(range(1, 1101))
 
 
 class TestCancellation:

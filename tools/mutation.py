@@ -76,10 +76,14 @@ def main() -> int:
     found = statuses()
     listed = equivalents()
     counts = Counter(found.values())
-    survivors = {name for name, status in found.items() if status != "killed"}
+    # "segfault" is mutmut's name for a test run killed by a signal (a mutant
+    # that makes the queue grow without bound gets the run OOM-killed): the
+    # tests did not pass, so the mutant is detected.
+    detected = {"killed", "segfault"}
+    survivors = {name for name, status in found.items() if status not in detected}
     unexplained = sorted(survivors - set(listed))
     stale = sorted(set(listed) - survivors)
-    killed = counts["killed"]
+    killed = counts["killed"] + counts["segfault"]
     print(
         f"{len(found)} mutants: {killed} killed, {len(survivors & set(listed))} "
         f"listed as equivalent, {len(unexplained)} unexplained "
