@@ -43,9 +43,13 @@ hypothesis.settings.register_profile(
         hypothesis.Phase.generate,
     ],
 )
-# The documented long run of the model-based tests (see the README).
+# The documented long run of the model-based tests (see the README): 100,000
+# examples, or as many as HYPOTHESIS_LONG_EXAMPLES says.
 hypothesis.settings.register_profile(
-    "long", max_examples=100_000, deadline=None, print_blob=True
+    "long",
+    max_examples=int(os.environ.get("HYPOTHESIS_LONG_EXAMPLES", "100000")),
+    deadline=None,
+    print_blob=True,
 )
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
