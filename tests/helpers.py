@@ -65,9 +65,12 @@ async def bounded(awaitable: Awaitable[T]) -> T:
 
 
 class OnlyLtEq:
-    """A state type that defines ``<`` and ``==`` and refuses every other comparison."""
+    """A state type that defines ``<`` and ``==`` and refuses every other comparison.
 
-    __slots__ = ("value",)
+    Weakly referenceable, so that tests can see whether the machine holds one.
+    """
+
+    __slots__ = ("__weakref__", "value")
 
     def __init__(self, value: int) -> None:
         self.value = value

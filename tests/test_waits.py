@@ -12,26 +12,8 @@ import weakref
 
 import pytest
 
-from helpers import Conn, bounded, steps
+from helpers import Conn, OnlyLtEq, bounded, steps
 from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
-
-
-class Milestone:
-    """An ordered state that can be weakly referenced, to see who holds it."""
-
-    __slots__ = ("__weakref__", "value")
-
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def __lt__(self, other: Milestone) -> bool:
-        return self.value < other.value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Milestone) and self.value == other.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
 
 
 class TestImmediate:
@@ -365,19 +347,19 @@ class TestCancellation:
         task) until such slots outnumber the live waiters; a transition that
         removes slots must keep that count right.
         """
-        machine = OrderedStateMachine(Milestone(0))
+        machine = OrderedStateMachine(OnlyLtEq(0))
 
-        def wait(value: int) -> tuple[asyncio.Task[None], weakref.ref[Milestone]]:
-            target = Milestone(value)
+        def wait(value: int) -> tuple[asyncio.Task[None], weakref.ref[OnlyLtEq]]:
+            target = OnlyLtEq(value)
             return asyncio.create_task(machine.wait_for(target)), weakref.ref(target)
 
-        reached = asyncio.create_task(machine.wait_for_at_least(Milestone(1)))
+        reached = asyncio.create_task(machine.wait_for_at_least(OnlyLtEq(1)))
         early, _ = wait(1)
         late = [wait(5) for _ in range(3)]
         await steps()
         early.cancel()
         await steps()
-        machine.state = Milestone(1)  # removes the live and the cancelled slot
+        machine.state = OnlyLtEq(1)  # removes the live and the cancelled slot
         assert (await bounded(reached)).value == 1
         late[0][0].cancel()
         late[1][0].cancel()
