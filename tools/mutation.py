@@ -83,7 +83,7 @@ def main() -> int:
     survivors = {name for name, status in found.items() if status not in detected}
     unexplained = sorted(survivors - set(listed))
     stale = sorted(set(listed) - survivors)
-    killed = counts["killed"] + counts["segfault"]
+    killed = sum(counts[status] for status in detected)
     print(
         f"{len(found)} mutants: {killed} killed, {len(survivors & set(listed))} "
         f"listed as equivalent, {len(unexplained)} unexplained "
