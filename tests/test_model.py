@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -49,7 +50,7 @@ from ordered_statemachine import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 STATES = st.integers(min_value=0, max_value=8)
 
@@ -107,6 +108,24 @@ class Subscriber:
 
     subscription: StateSubscription[int] | None
     expected: deque[int] = field(default_factory=deque)
+
+
+def drop_subscriptions(subscribers: Iterable[Subscriber]) -> None:
+    """Drop these subscriptions, whose only references the subscribers hold.
+
+    Each is freed on return, even if a reference cycle holds it. Dropping the
+    last reference frees an object at once unless it is in a cycle, and a full
+    collection costs time that grows with the heap (hypothesis's own records
+    grow through a long run), so the collector runs only if one outlived its
+    last reference.
+    """
+    dropped: list[weakref.ref[StateSubscription[int]]] = []
+    for subscriber in subscribers:
+        if subscriber.subscription is not None:
+            dropped.append(weakref.ref(subscriber.subscription))
+            subscriber.subscription = None
+    if any(ref() is not None for ref in dropped):
+        gc.collect()
 
 
 if sys.version_info >= (3, 11):
@@ -340,16 +359,13 @@ class MachineModel(RuleBasedStateMachine):
     @rule(subscriber=consumes(subscribers), how=st.sampled_from(["aclose", "drop"]))
     def abandon(self, subscriber: Subscriber, how: str) -> None:
         """Close a subscription, or drop the last reference to it."""
-        subscription = subscriber.subscription
-        if subscription is None:
+        if subscriber.subscription is None:
             return
         if how == "aclose":
-            closing = subscription.aclose()
+            closing = subscriber.subscription.aclose()
             with pytest.raises(StopIteration):
                 closing.send(None)
-        subscriber.subscription = None
-        del subscription
-        gc.collect()  # dropped and collected, even if caught in a cycle
+        drop_subscriptions([subscriber])
         self.open_subscribers.remove(subscriber)
 
     # -- invariants -------------------------------------------------------------
@@ -378,10 +394,8 @@ class MachineModel(RuleBasedStateMachine):
             self.check_none_late()
             self.check_fifo()
             # Subscriptions still open are dropped: nothing must remain.
-            for subscriber in self.open_subscribers:
-                subscriber.subscription = None
+            drop_subscriptions(self.open_subscribers)
             self.open_subscribers.clear()
-            gc.collect()
             assert self.machine.statistics().subscribers == 0
         finally:
             for wait in self.all_waits:
