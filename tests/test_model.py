@@ -149,6 +149,8 @@ class MachineModel(RuleBasedStateMachine):
     loop_name: ClassVar[str] = "asyncio"
     """Which of the tests' event loop implementations runs the tasks."""
     timeouts: ClassVar[bool] = sys.version_info >= (3, 11)
+    examples_run: ClassVar[int] = 0
+    """Examples torn down since `test_machine_against_model` started."""
 
     waits = Bundle("waits")
     subscribers = Bundle("subscribers")
@@ -351,10 +353,17 @@ class MachineModel(RuleBasedStateMachine):
         if subscription is None:
             return
         for _ in range(min(n, len(subscriber.expected))):
-            step = anext(subscription)
-            with pytest.raises(StopIteration) as done:
-                step.send(None)  # buffered: it returns without waiting
-            assert done.value.value == subscriber.expected.popleft()
+            # Buffered: the step returns without waiting, by StopIteration.
+            # Not pytest.raises: its ExceptionInfo, kept in this frame, would
+            # hold the traceback, and through it this frame, in a cycle that
+            # keeps the subscription alive until the collector runs.
+            try:
+                anext(subscription).send(None)
+            except StopIteration as done:
+                received: object = done.value
+            else:
+                pytest.fail("a state was buffered, but the subscription waited")
+            assert received == subscriber.expected.popleft()
 
     @rule(subscriber=consumes(subscribers), how=st.sampled_from(["aclose", "drop"]))
     def abandon(self, subscriber: Subscriber, how: str) -> None:
@@ -388,6 +397,7 @@ class MachineModel(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         """Check that resolved waits resumed, in FIFO order; clean up."""
+        type(self).examples_run += 1
         try:
             for _ in range(3):
                 self.run_one()
@@ -460,4 +470,7 @@ class UvloopMachineModel(MachineModel):
 def test_machine_against_model(model: type[MachineModel]) -> None:
     """Random interleavings: the machine does exactly what the model says."""
     settings = hypothesis.settings(stateful_step_count=40)
+    model.examples_run = 0
     run_state_machine_as_test(model, settings=settings)
+    # The README's figure for the long run (pytest -rP shows it).
+    print(f"{model.loop_name}: {model.examples_run} examples run, none failed")  # noqa: T201
