@@ -143,7 +143,7 @@ class TestStress:
             gc.collect()
             # Every block still traced was allocated during the round.
             left = tracemalloc.take_snapshot().filter_traces([NOT_TASK_REGISTRY])
-            retained = sum(stat.size for stat in left.statistics("filename"))
+            retained = sum(trace.size for trace in left.traces)
             # The machine's own lists may be rebuilt during a round (sweeps);
             # the futures it creates for waiters must all be gone.
             survivors: list[object] = [
