@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import copy
+import enum
 import pickle
 from typing import TYPE_CHECKING
 
 import pytest
 
 from helpers import Conn
-from ordered_statemachine import OrderedStateSkipped
+from ordered_statemachine import OrderedEnum, OrderedStateSkipped
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 Skipped = OrderedStateSkipped[object]
+
+
+class Link(OrderedEnum):
+    """An OrderedEnum with a string value."""
+
+    OPEN = "open"
+
+
+class Plain(enum.Enum):
+    """A plain enum (a state only for the exception, which takes anything)."""
+
+    RED = 1
+
+
+class Perm(enum.Flag):
+    """A flag enum, whose value 0 has no name."""
+
+    READ = 1
 
 
 def pickle_round_trip(exc: Skipped) -> Skipped:
@@ -33,14 +52,34 @@ class TestOrderedStateSkipped:
     def test_message_and_attribute(self) -> None:
         """``str()`` is ``state <s> has been skipped``; ``.skipped_state`` is ``s``."""
         exc = OrderedStateSkipped("open")
-        assert str(exc) == "state open has been skipped"
+        assert str(exc) == "state 'open' has been skipped"
         assert exc.skipped_state == "open"
         assert exc.args == ("open",)
 
-    def test_repr_names_the_public_module_path(self) -> None:
+    @pytest.mark.parametrize(
+        ("state", "named"),
+        [
+            pytest.param(Conn.CLOSING, "Conn.CLOSING", id="IntEnum"),
+            pytest.param(Link.OPEN, "Link.OPEN", id="OrderedEnum"),
+            pytest.param(Plain.RED, "Plain.RED", id="Enum"),
+            pytest.param(Perm(0), "<Perm: 0>", id="Flag without a name"),
+            pytest.param(2, "2", id="int"),
+            pytest.param("open", "'open'", id="str"),
+            pytest.param((1, "a"), "(1, 'a')", id="tuple"),
+        ],
+    )
+    def test_message_names_the_state(self, state: object, named: str) -> None:
+        """Members by ``Class.NAME`` on every version, other values by repr.
+
+        Regression: an ``IntEnum`` member showed as its number (``state 2 has
+        been skipped``) on Python 3.11 and later, where its ``str`` is the
+        int's.
+        """
+        assert str(OrderedStateSkipped(state)) == f"state {named} has been skipped"
+
+    def test_repr_shows_the_constructor_call(self) -> None:
         """The repr shows the constructor call with the state."""
         assert repr(OrderedStateSkipped(3)) == "OrderedStateSkipped(3)"
-        assert OrderedStateSkipped.__module__ == "ordered_statemachine"
 
     @pytest.mark.parametrize(
         "clone",
@@ -50,7 +89,9 @@ class TestOrderedStateSkipped:
             pytest.param(copy.deepcopy, id="deepcopy"),
         ],
     )
-    @pytest.mark.parametrize("state", [Conn.OPEN, 3, "open", (1, 2)], ids=repr)
+    @pytest.mark.parametrize(
+        "state", [Conn.OPEN, Link.OPEN, 3, "open", (1, 2)], ids=repr
+    )
     def test_survives_pickle_and_copy(
         self,
         clone: Callable[[Skipped], Skipped],

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Generic
 
 from ._typing import StateT_co
+
+
+def describe(state: object) -> str:
+    """Name ``state`` for a message: ``Conn.OPEN`` for an enum member, else its repr.
+
+    ``str()`` would not do: an ``IntEnum`` member's is its number on Python
+    3.11 and later.
+    """
+    if isinstance(state, enum.Enum):
+        # None for a composite enum.Flag value on Python 3.10, although
+        # typeshed says str.
+        name: str | None = getattr(state, "name", None)
+        if name is not None:
+            return f"{type(state).__name__}.{name}"
+    return repr(state)
 
 
 class OrderedStateSkipped(ValueError, Generic[StateT_co]):
@@ -15,9 +31,12 @@ class OrderedStateSkipped(ValueError, Generic[StateT_co]):
     `ValueError`, as in ``aioxmpp.statemachine``, so existing handlers keep
     working.
 
-    ``str(exc)`` is ``"state {skipped_state} has been skipped"``. The exception
-    survives `pickle` and `copy` with the same state and message (the
-    constructor's only argument is the state; the message is derived from it).
+    ``str(exc)`` names the state: ``"state Conn.OPEN has been skipped"`` for
+    a member of an enum (`enum.IntEnum`, `OrderedEnum`, any `enum.Enum`),
+    ``"state 2 has been skipped"`` (the repr) for any other value. The
+    exception survives `pickle` and `copy` with the same state and message
+    (the constructor's only argument is the state; the message is derived
+    from it).
     """
 
     def __init__(self, skipped_state: StateT_co) -> None:
@@ -33,5 +52,5 @@ class OrderedStateSkipped(ValueError, Generic[StateT_co]):
         return self._skipped_state
 
     def __str__(self) -> str:
-        """Return ``"state {skipped_state} has been skipped"``."""
-        return f"state {self._skipped_state} has been skipped"
+        """Return ``"state <the state, named> has been skipped"``."""
+        return f"state {describe(self._skipped_state)} has been skipped"
