@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.resources
+import inspect
 
 import pytest
 
@@ -24,12 +26,19 @@ class TestPackage:
         }
         assert public | {"__version__"} == set(names)
 
-    def test_public_names_live_in_the_public_module(self) -> None:
-        """Reprs and tracebacks name ``ordered_statemachine``, not a private module."""
+    def test_source_of_every_public_class_is_found(self) -> None:
+        """``inspect.getsource`` works on every public class.
+
+        Regression: ``__init__`` rewrote their ``__module__`` to the package,
+        whose file does not define them, and ``inspect.getsource`` raised
+        OSError.
+        """
         for name in ordered_statemachine.__all__:
             obj = getattr(ordered_statemachine, name)
             if isinstance(obj, type):
-                assert obj.__module__ == "ordered_statemachine", name
+                assert f"class {name}(" in inspect.getsource(obj), name
+                module = importlib.import_module(obj.__module__)
+                assert getattr(module, name) is obj
 
     @pytest.mark.uninstrumented  # mutmut adds undocumented methods
     def test_every_public_name_and_method_has_a_docstring(self) -> None:

@@ -27,15 +27,3 @@ __all__ = [
 ]
 
 __version__: str = _version("ordered-statemachine")
-
-# Reprs, tracebacks and pickles name the public module, not the private ones.
-for _public in (
-    MachineStatistics,
-    OrderedEnum,
-    OrderedStateMachine,
-    OrderedStateSkipped,
-    StateSubscription,
-    SupportsLessThan,
-):
-    _public.__module__ = __name__
-del _public
