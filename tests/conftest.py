@@ -78,8 +78,14 @@ class _Recorder(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
-def no_asyncio_errors() -> Iterator[None]:
-    """Fail the test if asyncio logged a warning or an error during it."""
+def no_asyncio_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if asyncio logged a warning or an error during it.
+
+    A test marked ``asyncio_log(prefix, ...)`` provokes the logs that start
+    with one of the prefixes on purpose: those, and only those, are allowed.
+    """
+    marker = request.node.get_closest_marker("asyncio_log")
+    allowed: tuple[str, ...] = marker.args if marker is not None else ()
     recorder = _Recorder()
     logger = logging.getLogger("asyncio")
     logger.addHandler(recorder)
@@ -89,4 +95,5 @@ def no_asyncio_errors() -> Iterator[None]:
     finally:
         logger.removeHandler(recorder)
     messages = [record.getMessage() for record in recorder.records]
-    assert not messages, f"asyncio logged: {messages}"
+    unexpected = [message for message in messages if not message.startswith(allowed)]
+    assert not unexpected, f"asyncio logged: {unexpected}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import math
 import traceback
@@ -16,6 +17,7 @@ from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import TracebackType
 
 
 def by_setter(machine: OrderedStateMachine[Conn], state: Conn) -> None:
@@ -26,6 +28,15 @@ def by_setter(machine: OrderedStateMachine[Conn], state: Conn) -> None:
 def by_advance(machine: OrderedStateMachine[Conn], state: Conn) -> None:
     """Call ``machine.advance(state)`` without a cause."""
     machine.advance(state)
+
+
+def depth(tb: TracebackType | None) -> int:
+    """The number of entries of the traceback ``tb``."""
+    entries = 0
+    while tb is not None:
+        entries += 1
+        tb = tb.tb_next
+    return entries
 
 
 ASSIGNMENTS = pytest.mark.parametrize(
@@ -132,6 +143,73 @@ class TestCauses:
         assert "ConnectionRefusedError: refused by 127.0.0.1" in text
         assert "The above exception was the direct cause" in text
 
+    async def test_unwrapping_the_cause_keeps_memory_flat(self) -> None:
+        """Re-raising the cause of skip after skip grows nothing the machine keeps.
+
+        Regression: every skip shared the recorded cause, and each re-raise
+        appended frames to its traceback, which the machine kept: 10,000
+        requests left a traceback of 20,000 entries. Each skip now shows the
+        cause with the traceback it had when ``advance`` recorded it.
+        """
+        machine = OrderedStateMachine(Conn.READY)
+        try:
+            msg = "refused by 127.0.0.1"
+            raise ConnectionRefusedError(msg)  # noqa: TRY301
+        except ConnectionRefusedError as exc:
+            machine.advance(Conn.CLOSED, cause=exc)
+            refused, recorded = exc, exc.__traceback__
+
+        async def request() -> None:
+            try:
+                await machine.wait_for(Conn.OPEN)
+            except OrderedStateSkipped as skipped:
+                # Inside the handler: the request unwraps and re-raises.
+                assert skipped.__cause__ is refused  # noqa: PT017
+                assert refused.__traceback__ is recorded
+                raise refused from None
+
+        def kept() -> int:
+            gc.collect()
+            return tracemalloc.get_traced_memory()[0]
+
+        async def requests(count: int) -> None:
+            for _ in range(count):
+                with contextlib.suppress(ConnectionRefusedError):
+                    await bounded(request())
+
+        tracemalloc.start()
+        try:
+            await requests(100)  # first-use allocations are not growth
+            before = kept()
+            await requests(10_000)
+            grown = kept() - before
+        finally:
+            tracemalloc.stop()
+        assert depth(refused.__traceback__) < 10
+        # Frames appended per re-raise would be hundreds of bytes each.
+        assert grown < 5_000, grown
+
+    async def test_pending_skips_show_the_recorded_traceback(self) -> None:
+        """Waiters that resume after the cause was re-raised see it as recorded."""
+        machine = OrderedStateMachine(Conn.READY)
+        waiters = [asyncio.create_task(machine.wait_for(Conn.OPEN)) for _ in range(3)]
+        await steps()
+        try:
+            raise ConnectionResetError  # noqa: TRY301
+        except ConnectionResetError as exc:
+            machine.advance(Conn.CLOSED, cause=exc)
+            reset, recorded = exc, exc.__traceback__
+        # Before the skipped waiters resume, someone re-raises the shared
+        # cause, which grows its traceback.
+        with contextlib.suppress(ConnectionResetError):
+            raise reset
+        assert depth(reset.__traceback__) > depth(recorded)
+        for waiter in waiters:
+            with pytest.raises(OrderedStateSkipped) as info:
+                await bounded(waiter)
+            assert info.value.__cause__ is reset
+            assert reset.__traceback__ is recorded
+
     async def test_later_wait_for_a_passed_state_carries_the_cause(self) -> None:
         """A wait started after the transition is chained to the same cause."""
         machine = OrderedStateMachine(Conn.READY)
@@ -185,6 +263,26 @@ class TestCauses:
         assert machine.statistics().causes == 0
         with pytest.raises(OrderedStateSkipped):
             await bounded(machine.wait_for(-1))
+
+    async def test_rewind_boundary_is_the_transitions_new_state(self) -> None:
+        """A rewind forgets a transition's cause iff it goes below its new state.
+
+        The rule of the docstring, the README and the concepts page alike:
+        after ``2 -> 5`` with a cause, rewinding to 5 keeps it, and rewinding
+        to 4 forgets it, even for the skipped state 3, which stays skipped.
+        """
+        machine = OrderedStateMachine(2)
+        cause = RuntimeError("jumped")
+        machine.advance(5, cause=cause)
+        machine.rewind(5)
+        with pytest.raises(OrderedStateSkipped) as info:
+            await bounded(machine.wait_for(3))
+        assert info.value.__cause__ is cause
+        machine.rewind(4)
+        assert machine.statistics().causes == 0
+        with pytest.raises(OrderedStateSkipped) as info:
+            await bounded(machine.wait_for(3))
+        assert info.value.__cause__ is None
 
     async def test_cause_is_not_recorded_when_advance_fails(self) -> None:
         """A rejected or equal advance records nothing."""

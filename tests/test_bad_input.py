@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from helpers import Conn, bounded, steps
+from helpers import TIMEOUT, Conn, bounded, steps
 from ordered_statemachine import (
     MachineStatistics,
     OrderedEnum,
@@ -282,4 +282,103 @@ class TestBadInput:
                 or task.exception() is None
                 or isinstance(task.exception(), OrderedStateSkipped)
             )
+        assert machine.statistics().waiters == 0
+
+    @pytest.mark.parametrize("targets", ["ascending", "descending"])
+    async def test_comparison_that_lies_with_many_waiters(self, targets: str) -> None:
+        """Many waiters (several chunks): no error of the library's, no miscount.
+
+        Regression: with ``<`` meaning ``!=`` and 1,100 waiters, one
+        assignment raised the library's own AssertionError after 75 waiters
+        had left the queue while ``statistics().waiters`` still counted them
+        (and under ``python -O`` it went on with wrong counts).
+        """
+
+        class Liar:
+            """``<`` is ``!=``, until the test makes it honest."""
+
+            honest: ClassVar[bool] = False
+
+            def __init__(self, value: int) -> None:
+                self.value = value
+
+            def __lt__(self, other: Liar) -> bool:
+                if Liar.honest:
+                    return self.value < other.value
+                return self.value != other.value
+
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Liar) and other.value == self.value
+
+            def __hash__(self) -> int:
+                return hash(self.value)
+
+        machine = OrderedStateMachine(Liar(0))
+        order = range(1, 1101) if targets == "ascending" else range(1100, 0, -1)
+        tasks: list[asyncio.Task[Liar]] = [
+            asyncio.ensure_future(machine.wait_for_at_least(Liar(target)))
+            for target in order
+        ]
+        await steps()
+        for state in (1100, 1):
+            machine.state = Liar(state)  # must not raise an error of its own
+            await steps()
+            pending = sum(not task.done() for task in tasks)
+            assert machine.statistics().waiters == pending
+        # Every waiter the machine still counts is still queued: with an
+        # honest order, a transition past every target wakes them all.
+        Liar.honest = True
+        machine.rewind(Liar(0))
+        machine.state = Liar(2000)
+        done, pending_tasks = await asyncio.wait(tasks, timeout=TIMEOUT)
+        assert not pending_tasks
+        assert len(done) == 1100
+        assert machine.statistics().waiters == 0
+
+    async def test_comparison_that_changes_its_answers(self) -> None:
+        """An order that answers differently each time: no error of the library's.
+
+        Here ``<`` says "not less" while the assignment decides that a waiter
+        is due, then "less" to every later question, so that the queue finds
+        nobody due after all.
+        """
+
+        class Fickle:
+            """``<`` answers False until the test flips it, then True."""
+
+            lies: ClassVar[bool] = False
+
+            def __init__(self, value: int) -> None:
+                self.value = value
+
+            def __lt__(self, other: Fickle) -> bool:
+                if Fickle.lies:
+                    return True
+                return self.value < other.value
+
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Fickle) and other.value == self.value
+
+            def __hash__(self) -> int:
+                return hash(self.value)
+
+        class Flipping(Fickle):
+            """A state whose comparison with the threshold flips the order."""
+
+            def __lt__(self, other: Fickle) -> bool:
+                if Fickle.lies:
+                    return True
+                Fickle.lies = True
+                return False  # not less than the least target: someone is due
+
+        machine = OrderedStateMachine(Fickle(0))
+        tasks: list[asyncio.Task[Fickle]] = [
+            asyncio.ensure_future(machine.wait_for_at_least(Fickle(target)))
+            for target in (5, 5, 6)
+        ]
+        await steps()
+        machine.state = Flipping(1)  # must not raise an error of its own
+        await steps()
+        assert machine.statistics().waiters == sum(not t.done() for t in tasks)
+        await cleanup(tasks)
         assert machine.statistics().waiters == 0

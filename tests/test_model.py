@@ -92,14 +92,25 @@ class Wait:
     observed: object = PENDING
     expiry: Expiry | None = None
     expiring: bool = False
+    expiry_steps: int = 0
+    """Loop iterations run since `expire` (the timeout fires in the second)."""
+    lingering: bool = False
+    """Made due by a transition after its cancellation reached its future:
+    the machine counts it until its task runs."""
 
     def in_machine(self) -> bool:
         """Whether the machine still counts it.
 
-        That is: queued, and its task has not run since a cancellation (which
-        removes it).
+        That is: queued, or lingering, and its task has not run since a
+        cancellation (which removes it).
         """
-        return self.queued and not (self.task is not None and self.task.done())
+        return (self.queued or self.lingering) and not (
+            self.task is not None and self.task.done()
+        )
+
+    def future_cancelled(self) -> bool:
+        """Whether a cancellation has reached the future of the queued wait."""
+        return self.expected == CANCELLED or self.expiry_steps >= 2
 
 
 @dataclass
@@ -189,6 +200,7 @@ class MachineModel(RuleBasedStateMachine):
             if not wait.in_machine() or wait.target > new:
                 continue
             wait.queued = False
+            wait.lingering = wait.future_cancelled()
             wait.resolved_by = self.transitions
             if wait.expected != PENDING:
                 continue  # cancelled or timed out first: that stands
@@ -230,6 +242,9 @@ class MachineModel(RuleBasedStateMachine):
                 wait.expected = TIMEOUT
         self.loop.call_soon(self.loop.stop)
         self.loop.run_forever()
+        for wait in self.all_waits:
+            if wait.expiring:
+                wait.expiry_steps += 1
 
     async def waiting(self, wait: Wait) -> None:
         """The body of a waiting task: register, wait, record the outcome."""

@@ -12,7 +12,7 @@ import weakref
 
 import pytest
 
-from helpers import Conn, OnlyLtEq, bounded, steps
+from helpers import TIMEOUT, Conn, OnlyLtEq, bounded, steps
 from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
 
 
@@ -238,17 +238,50 @@ class TestCancellation:
         gc.collect()
 
     async def test_cancel_then_resolve_in_same_step(self) -> None:
-        """Cancelled, then its target reached before it resumes: stays cancelled."""
+        """Cancelled, then its target reached before it resumes: stays cancelled.
+
+        The cancelled wait counts as a waiter until its task runs (as a
+        cancelled ``asyncio.Event.wait`` stays in the event's waiters), and
+        not a moment longer, even though the transition removed its slot.
+        """
         machine = OrderedStateMachine(0)
         victim = asyncio.create_task(machine.wait_for(1))
         survivor = asyncio.create_task(machine.wait_for(1))
         await steps()
         victim.cancel()
         machine.state = 1
+        assert machine.statistics().waiters == 1
+        await steps()
         assert machine.statistics().waiters == 0
         with pytest.raises(asyncio.CancelledError):
             await bounded(victim)
         await bounded(survivor)
+        assert machine.statistics().waiters == 0
+
+    async def test_lingering_cancelled_waiter_leaves_a_new_lone_one_alone(
+        self,
+    ) -> None:
+        """A cancelled waiter, resolved before it ran, then a new lone waiter.
+
+        The cancelled wait counts until its task runs; its cleanup then finds
+        its slot gone and a new waiter alone in the queue, which must still
+        wake on time.
+        """
+        machine = OrderedStateMachine(0)
+        victim = asyncio.create_task(machine.wait_for(1))
+        await steps()
+        # Scheduled first, the newcomer registers before the victim runs.
+        newcomer = asyncio.create_task(machine.wait_for_at_least(3))
+        victim.cancel()
+        machine.state = 1  # the victim's slot goes; its task has not run
+        assert machine.statistics().waiters == 1
+        await steps()  # the newcomer registers, then the victim cleans up
+        assert victim.cancelled()
+        assert machine.statistics().waiters == 1
+        machine.state = 2
+        assert not newcomer.done()
+        machine.state = 3
+        assert await bounded(newcomer) == 3
         assert machine.statistics().waiters == 0
 
     async def test_cancelling_one_waiter_leaves_the_others(self) -> None:
@@ -433,6 +466,46 @@ class TestManyWaitersAgainstAModel:
             expected[i] for i in range(len(tasks))
         ]
         assert machine.statistics().waiters == 0
+
+
+class TestNoReferenceCycles:
+    """A machine whose waits are over is freed by reference counting alone."""
+
+    @pytest.mark.parametrize(
+        "how", ["success", "skipped at once", "skipped while pending", "cancelled"]
+    )
+    async def test_freed_without_the_garbage_collector(self, how: str) -> None:
+        """With ``gc.disable()``, dropping the machine frees it, whatever its waits did.
+
+        Regression: a wait skipped while pending left a cycle (exception ->
+        traceback -> the wait's frame -> its future -> the exception) that
+        kept the machine alive until the cyclic collector ran.
+        """
+        gc.collect()
+        gc.disable()
+        try:
+            machine = OrderedStateMachine(OnlyLtEq(1))
+            watch = weakref.ref(machine)
+            target = OnlyLtEq(0 if how == "skipped at once" else 2)
+            exact = asyncio.ensure_future(machine.wait_for(target))
+            at_least = asyncio.ensure_future(machine.wait_for_at_least(target))
+            await steps()
+            if how == "cancelled":
+                exact.cancel()
+                at_least.cancel()
+            elif how != "skipped at once":
+                machine.state = OnlyLtEq(2 if how == "success" else 3)
+            await asyncio.wait([exact, at_least], timeout=TIMEOUT)
+            outcomes = {
+                "cancelled" if task.cancelled() else type(task.exception()).__name__
+                for task in (exact, at_least)
+            }
+            del exact, at_least, machine, target
+            await steps()  # the loop's last handle held the tasks
+            assert watch() is None, outcomes
+        finally:
+            gc.enable()
+        assert outcomes <= {"NoneType", "OrderedStateSkipped", "cancelled"}
 
 
 # asyncio.timeout, TaskGroup and BaseExceptionGroup are new in 3.11. A static

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import warnings
-from asyncio import get_running_loop
+from asyncio import InvalidStateError, get_running_loop
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import count
 from operator import itemgetter
-from typing import TYPE_CHECKING, Final, Generic, cast, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, overload
 
-from typing_extensions import deprecated, final
+from typing_extensions import TypeVar, deprecated, final
 
 from ._exceptions import OrderedStateSkipped
-from ._queue import AT_LEAST, EXACT, SKIPPED, Waiter, WaiterQueue
+from ._queue import AT_LEAST, EXACT, KIND, SKIPPED, WaiterQueue
 from ._subscription import Feed, StateSubscription
 from ._typing import StateT
 
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Sequence
+    from types import TracebackType
 
+_T = TypeVar("_T")
 _NO_LOOP: Final = object()
 _next_token = count().__next__
 _new_state: Final = itemgetter(1)
@@ -48,11 +50,38 @@ def _check_cause(cause: object) -> None:
         raise TypeError(msg)
 
 
-def _skipped(state: StateT, cause: BaseException | None) -> OrderedStateSkipped[StateT]:
+_Record: TypeAlias = "tuple[BaseException | None, TracebackType | None]"
+"""Why a transition happened: its cause and the cause's traceback then."""
+_NO_CAUSE: Final[_Record] = (None, None)
+
+
+def _skipped(state: StateT, record: _Record) -> OrderedStateSkipped[StateT]:
+    """``OrderedStateSkipped(state)``, chained to the cause in ``record``, if any."""
     exc = OrderedStateSkipped(state)
+    cause, traceback = record
     if cause is not None:
-        exc.__cause__ = cause
+        # The traceback recorded with the cause, not whatever re-raising the
+        # shared cause object since then has grown it to (as asyncio.Future
+        # keeps an exception's traceback apart): memory stays flat however
+        # often callers unwrap and re-raise it.
+        exc.__cause__ = cause.with_traceback(traceback)
     return exc
+
+
+def _undeliverable(future: asyncio.Future[_T], error: Exception) -> None:
+    """Report that resolving ``future`` raised ``error``; the waiter is dropped."""
+    loop = future.get_loop()
+    if loop.is_closed():
+        # Its task can never run again; asyncio reports the task itself when
+        # it is collected ("Task was destroyed but it is pending").
+        return
+    loop.call_exception_handler(
+        {
+            "message": "OrderedStateMachine could not resume a waiter, and dropped it",
+            "exception": error,
+            "future": future,
+        }
+    )
 
 
 @final
@@ -64,7 +93,9 @@ class MachineStatistics(Generic[StateT]):
     """The state at the time of the snapshot."""
     waiters: int
     """Pending calls of `~OrderedStateMachine.wait_for` and
-    `~OrderedStateMachine.wait_for_at_least` (cancelled ones excluded)."""
+    `~OrderedStateMachine.wait_for_at_least`. A cancelled call counts until its
+    task has run (the next loop iteration), as it does in the waiters of an
+    `asyncio.Event`."""
     subscribers: int
     """Open `StateSubscription` iterators from `~OrderedStateMachine.states`."""
     causes: int
@@ -72,11 +103,23 @@ class MachineStatistics(Generic[StateT]):
     `~OrderedStateMachine.advance`)."""
 
 
-class _Attachments(WaiterQueue[StateT]):
+_Cause: TypeAlias = "tuple[StateT, StateT, _Record]"
+"""A transition with a cause: previous state, new state, and the record."""
+_Due: TypeAlias = "tuple[Sequence[asyncio.Future[Any]], Sequence[int]]"
+"""The waiters a transition resolves: futures and tags, in FIFO order.
+
+A waiter's future receives, by its kind: the state reached (`AT_LEAST`), None
+(`EXACT`), or the `_Record` of the transition that skipped its target
+(`SKIPPED`). The waiter raises `OrderedStateSkipped` itself: no future ever
+holds an exception, whose traceback would tie it to the waiter's frame."""
+
+
+class _Attachments(WaiterQueue[StateT, "asyncio.Future[Any]"]):
     """Everything a machine holds besides its state, created on first use.
 
-    The pending waiters (this object is their queue), the feeds of open
-    subscriptions, and the transitions that carried a cause.
+    The pending waiters (this object is their queue; a waiter's handle is the
+    future its task awaits), the feeds of open subscriptions, and the
+    transitions that carried a cause.
     """
 
     __slots__ = ("causes", "feeds")
@@ -84,22 +127,23 @@ class _Attachments(WaiterQueue[StateT]):
     def __init__(self) -> None:
         super().__init__()
         self.feeds: dict[int, Feed[StateT]] = {}
-        # (previous state, new state, cause) for each transition with a
-        # cause since the last rewind below it, in order; the new states
-        # increase strictly, so a bisection finds the transition past a state.
-        self.causes: list[tuple[StateT, StateT, BaseException]] = []
+        # Each transition with a cause, in order, until a rewind below its new
+        # state; the new states increase strictly, so a bisection finds the
+        # transition past a state.
+        self.causes: list[_Cause[StateT]] = []
 
-    def cause_past(self, state: StateT) -> BaseException | None:
-        """Return the cause of the transition that moved the machine past ``state``.
+    def cause_past(self, state: StateT) -> _Record:
+        """Return why the machine moved past ``state``.
 
-        That is the transition from ``prev`` to ``new`` with
-        ``not (state < prev)`` and ``state < new``; None if it had no cause.
+        That is the record of the transition from ``prev`` to ``new`` with
+        ``not (state < prev)`` and ``state < new``, or `_NO_CAUSE` if that
+        transition had no cause.
         """
         causes = self.causes
         i = bisect_right(causes, state, key=_new_state)
         if i < len(causes) and not (state < causes[i][0]):
             return causes[i][2]
-        return None
+        return _NO_CAUSE
 
 
 @final
@@ -116,6 +160,10 @@ class OrderedStateMachine(Generic[StateT]):
     No event loop is needed to create a machine, and none is stored: each
     waiter uses the loop it runs in. A machine is not thread-safe; use it from
     one thread at a time, like the rest of asyncio.
+
+    A state's comparisons must not use the machine whose states they compare:
+    one that assigns or rewinds it during an operation is outside the
+    contract, and can move it backwards unnoticed.
 
     The machine wakes waiters in the order they started waiting (FIFO): all
     the waiters that one transition resolves resume in the order of their
@@ -187,7 +235,7 @@ class OrderedStateMachine(Generic[StateT]):
     def __repr__(self) -> str:
         """Show the class, the current state and the number of waiters."""
         attached = self._attached
-        waiters = attached.live if attached is not None else 0
+        waiters = attached.waiters if attached is not None else 0
         return (
             f"<ordered_statemachine.OrderedStateMachine state={self._state!r} "
             f"waiters={waiters}>"
@@ -199,7 +247,7 @@ class OrderedStateMachine(Generic[StateT]):
         if attached is None:
             return MachineStatistics(self._state, 0, 0, 0)
         return MachineStatistics(
-            self._state, attached.live, len(attached.feeds), len(attached.causes)
+            self._state, attached.waiters, len(attached.feeds), len(attached.causes)
         )
 
     @property
@@ -220,8 +268,37 @@ class OrderedStateMachine(Generic[StateT]):
             threshold = self._threshold
             if threshold is None or new_state < threshold:
                 self._state = new_state
-            else:
+                return
+            attached = self._attached
+            # A threshold means attachments (the None test is for checkers).
+            if attached is None or attached.feeds or attached.single is None:
                 self._enter(new_state, None, threshold)
+                return
+            # One waiter, no subscriber, no cause: `_enter`, inlined for the
+            # hot path of one task awaiting the next milestone. The threshold
+            # is the waiter's target, which new_state reaches.
+            lone = attached.single
+            kind = attached.single_kind
+            if kind == EXACT and threshold < new_state:
+                kind = SKIPPED
+            attached.single = attached.least = self._threshold = None
+            self._state = new_state
+            try:
+                lone.set_result(
+                    new_state
+                    if kind == AT_LEAST
+                    else None
+                    if kind == EXACT
+                    else _NO_CAUSE
+                )
+            except InvalidStateError:
+                # Done: cancelled by its task, which has not run yet. It is
+                # counted until then, among the waiters of the chunks (see
+                # WaiterQueue.discard).
+                attached.live += 1
+            # Not raised: the transition must go on (see _resolve).
+            except Exception as error:  # noqa: BLE001
+                _undeliverable(lone, error)
         elif new_state < current:
             raise _backwards(new_state, current)
         elif not new_state == current:
@@ -243,12 +320,22 @@ class OrderedStateMachine(Generic[StateT]):
         ``cause``, an exception, explains the transition: each
         `OrderedStateSkipped` it makes a ``wait_for`` raise has ``cause`` as
         its ``__cause__``, and so does a later ``wait_for`` of a state this
-        transition moved past (until a `rewind` below that state forgets the
-        transition). The machine keeps ``cause``, and with it its traceback,
-        until then; transitions without a cause cost nothing.
+        transition moved past, until a `rewind` to a state below ``new_state``
+        forgets the transition. Each such exception shows ``cause`` with the
+        traceback it had when ``advance`` was called, however often the cause
+        has been re-raised since. The machine keeps ``cause``, and with it its
+        traceback (the frames that raised it and their locals), until then; if
+        those frames refer to the machine's owner, the two form a reference
+        cycle that only the garbage collector frees (pass
+        ``cause=exc.with_traceback(None)`` to record the exception without
+        its frames). Transitions without a cause cost nothing.
 
         A state equal to the current one changes nothing (and records no
         cause).
+
+        A waiter or subscriber that cannot be resumed (its event loop was
+        closed while it waited) is dropped, and disturbs nothing else; if its
+        loop is still open, the loop's exception handler is told.
 
         Raises:
             ValueError: the new state is less than the current one; the
@@ -349,34 +436,40 @@ class OrderedStateMachine(Generic[StateT]):
         this coroutine resumes).
 
         Cancellation (including `asyncio.timeout` and `asyncio.wait_for`)
-        removes the waiter from the machine and propagates; it is never
-        swallowed.
+        takes the waiter out of the machine's count at once and propagates;
+        it is never swallowed.
 
         Raises:
             OrderedStateSkipped: the machine is past ``state`` already, or an
                 assignment moves it past ``state`` without entering it. Its
                 ``__cause__`` is the cause given to `advance` for the
-                transition that moved the machine past ``state``, if any.
+                transition that moved the machine past ``state``, if any,
+                with the traceback it had when `advance` recorded it.
             TypeError: ``state`` cannot be compared with the current state or
                 with a pending waiter's target, or is neither less than, equal
                 to nor greater than the current state (nothing is registered).
 
         """
-        current = self._state
-        if current < state:
-            waiter = Waiter(get_running_loop().create_future(), EXACT, state)
-            future = self._enqueue(waiter)
-            try:
-                await future
-            except BaseException:
-                self._abandon(waiter, future)
-                raise
-        elif state < current:
+        if self._state < state:
+            future: asyncio.Future[_Record | None] = get_running_loop().create_future()
             attached = self._attached
-            cause = attached.cause_past(state) if attached is not None else None
-            raise _skipped(state, cause)
-        elif not state == current:
-            raise _unordered(state, current)
+            if attached is not None and attached.least is None and not attached.feeds:
+                # `_enqueue` inlined for its hot path: an empty queue takes its
+                # lone waiter (WaiterQueue.push).
+                attached.single = future
+                attached.least = self._threshold = state
+                attached.single_kind = EXACT
+            else:
+                self._enqueue(future, state, EXACT)
+            try:
+                if await future is None:
+                    return
+            except BaseException:
+                self._abandon(future)
+                raise
+            # Skipped: the future holds why (see _Due).
+            raise _skipped(state, future.result() or _NO_CAUSE)
+        self._check_exact(state)
 
     async def wait_for_at_least(self, state: StateT) -> StateT:
         """Wait until the machine's state is ``state`` or greater; return it.
@@ -387,8 +480,8 @@ class OrderedStateMachine(Generic[StateT]):
         resumes.
 
         Cancellation (including `asyncio.timeout` and `asyncio.wait_for`)
-        removes the waiter from the machine and propagates; it is never
-        swallowed.
+        takes the waiter out of the machine's count at once and propagates;
+        it is never swallowed.
 
         Raises:
             TypeError: ``state`` cannot be compared with the current state or
@@ -396,17 +489,40 @@ class OrderedStateMachine(Generic[StateT]):
                 to nor greater than the current state (nothing is registered).
 
         """
-        current = self._state
-        if current < state:
-            waiter = Waiter(get_running_loop().create_future(), AT_LEAST, state)
-            future = self._enqueue(waiter)
+        if self._state < state:
+            future: asyncio.Future[StateT] = get_running_loop().create_future()
+            attached = self._attached
+            if attached is not None and attached.least is None and not attached.feeds:
+                # As in wait_for.
+                attached.single = future
+                attached.least = self._threshold = state
+                attached.single_kind = AT_LEAST
+            else:
+                self._enqueue(future, state, AT_LEAST)
             try:
-                reached = await future
+                return await future
             except BaseException:
-                self._abandon(waiter, future)
+                self._abandon(future)
                 raise
-            # An AT_LEAST waiter's future only ever holds a state.
-            return cast("StateT", reached)
+        return self._check_at_least(state)
+
+    # The not-waiting halves of the waits, apart: a wait's frame, which every
+    # pending waiter keeps, grows with what its code needs.
+    def _check_exact(self, state: StateT) -> None:
+        """Return if ``state`` is the state; raise if it was skipped or is unordered.
+
+        The state is not less than ``state``.
+        """
+        current = self._state
+        if state < current:
+            attached = self._attached
+            raise _skipped(state, attached.cause_past(state) if attached else _NO_CAUSE)
+        if not state == current:
+            raise _unordered(state, current)
+
+    def _check_at_least(self, state: StateT) -> StateT:
+        """Return the state, which is not less than ``state``, unless unordered."""
+        current = self._state
         if not (state < current or state == current):
             raise _unordered(state, current)
         return current
@@ -422,38 +538,41 @@ class OrderedStateMachine(Generic[StateT]):
         self._threshold = self._state if attached.feeds else attached.least
 
     # The two waits share these helpers rather than a helper coroutine: a
-    # coroutine per wait costs more than the rest of the bookkeeping.
-    def _enqueue(self, waiter: Waiter[StateT]) -> asyncio.Future[StateT | None]:
-        """Queue ``waiter`` (its target is greater than the state); return its future.
+    # coroutine per wait costs more than the rest of the bookkeeping, and
+    # every local of a wait's frame costs each pending waiter 8 bytes.
+    def _enqueue(self, future: asyncio.Future[Any], target: StateT, kind: int) -> None:
+        """Queue ``future``'s waiter for ``target`` (greater than the state).
 
-        Raises what comparing the targets raises, with nothing queued.
+        The future gets what `_Due` says for ``kind``. Raises what comparing
+        the targets raises, with nothing queued.
         """
         attached = self._attached
         if attached is None:
             attached = self._attached = _Attachments()
-        attached.push(waiter)
+        if attached.least is None:
+            # An empty queue takes its lone waiter (see WaiterQueue.push).
+            attached.single = future
+            attached.least = target
+            attached.single_kind = kind
+        else:
+            attached.push(future, target, kind)
         if not attached.feeds:
             self._threshold = attached.least
-        future = waiter.future
-        assert future is not None  # a new waiter is live
-        return future
 
-    def _abandon(
-        self, waiter: Waiter[StateT], future: asyncio.Future[StateT | None]
-    ) -> None:
-        """Clean up after the wait on ``waiter`` ended with an exception."""
-        if waiter.future is not None:
-            # Still queued: the task was cancelled (or had an exception thrown
-            # in) before any transition resolved the waiter.
-            attached = self._attached
-            assert attached is not None
-            attached.discard(waiter)
-            self._rethreshold(attached)
+    def _abandon(self, future: asyncio.Future[Any]) -> None:
+        """Clean up after the wait on ``future`` ended with an exception."""
+        if not future.done():
+            # An exception was thrown into the wait (a coroutine closed, say)
+            # while it was queued: its slot becomes dead like a cancelled one.
+            future.cancel()
         elif not future.cancelled():
             # Resolved, then cancelled before the task resumed: the outcome is
-            # dropped, and fetching it keeps asyncio from logging an exception
-            # that was never retrieved.
-            future.exception()
+            # dropped (it is never an exception, so asyncio logs nothing).
+            return
+        attached = self._attached
+        assert attached is not None  # it holds the future that was queued
+        attached.discard(future)
+        self._rethreshold(attached)
 
     def _enter(
         self,
@@ -466,39 +585,61 @@ class OrderedStateMachine(Generic[StateT]):
         Resolves the waiters that are due, in FIFO order, feeds subscribers,
         and records ``cause``. ``reached`` is None or a threshold the caller
         has found ``new_state`` not to be less than (it is not compared
-        again). All comparisons happen before any change.
+        again). All comparisons happen before any change; after them, nothing
+        can stop the transition half-way (see `_resolve`).
         """
         attached = self._attached
         if attached is None:  # only a cause brings us here without attachments
             attached = self._attached = _Attachments()
-        due: Sequence[Waiter[StateT]] = ()
         least = attached.least
+        due = None
         if least is not None and (least is reached or not (new_state < least)):
             due = attached.pop_due(new_state)
         previous = self._state
         self._state = new_state
+        record = _NO_CAUSE
         if cause is not None:
-            attached.causes.append((previous, new_state, cause))
+            record = (cause, cause.__traceback__)
+            attached.causes.append((previous, new_state, record))
         # The threshold invariant (see __init__), inlined.
         self._threshold = new_state if attached.feeds else attached.least
-        for waiter in due:
-            future = waiter.future
-            assert future is not None  # pop_due returns live waiters only
-            waiter.future = None
-            # A future that is done here was cancelled by its task, which has
-            # not yet run to discard it; the task's cleanup sees the waiter as
-            # already removed.
-            if future.done():
-                continue
-            if waiter.kind == AT_LEAST:
-                future.set_result(new_state)
-            elif waiter.kind == EXACT:
-                future.set_result(None)
-            else:
-                assert waiter.kind == SKIPPED
-                future.set_exception(_skipped(waiter.target, cause))
+        if due is not None:
+            self._resolve(attached, due, new_state, record)
         if attached.feeds:
             self._publish(attached, new_state)
+
+    @staticmethod
+    def _resolve(
+        attached: _Attachments[StateT],
+        due: _Due,
+        new_state: StateT,
+        record: _Record,
+    ) -> None:
+        """Resolve the ``due`` waiters, in order; none can stop the others."""
+        resolved = 0
+        try:
+            for future, tag in zip(*due, strict=True):
+                kind = tag & KIND
+                try:
+                    # What a waiter of each kind receives: see _Due.
+                    future.set_result(
+                        new_state
+                        if kind == AT_LEAST
+                        else None
+                        if kind == EXACT
+                        else record
+                    )
+                except InvalidStateError:
+                    # Done: cancelled by its task, which has not run yet (and
+                    # does its own accounting when it does), or a dead slot.
+                    continue
+                # Not raised: the transition must go on for the others.
+                except Exception as error:  # noqa: BLE001
+                    # Its loop is closed, say: the waiter is dropped.
+                    _undeliverable(future, error)
+                resolved += 1
+        finally:
+            attached.live -= resolved
 
     def _rewind(self, attached: _Attachments[StateT], new_state: StateT) -> None:
         """Move back to ``new_state`` (less than the state): `rewind`'s slow path."""
@@ -510,15 +651,30 @@ class OrderedStateMachine(Generic[StateT]):
         self._rethreshold(attached)
         self._publish(attached, new_state)
 
-    @staticmethod
-    def _publish(attached: _Attachments[StateT], state: StateT) -> None:
+    def _publish(self, attached: _Attachments[StateT], state: StateT) -> None:
         # A snapshot: a subscription collected meanwhile (its __del__ runs
         # whenever the garbage collector does) unsubscribes itself.
-        for feed in tuple(attached.feeds.values()):
-            feed.push(state)
+        for token, feed in tuple(attached.feeds.items()):
+            feed.buffer.append(state)
+            waiter = feed.waiter
+            if waiter is None:
+                continue
+            try:
+                waiter.set_result(None)
+            except InvalidStateError:
+                pass  # woken already, by an earlier state it has not consumed
+            # Not raised: the transition must go on for the others.
+            except Exception as error:  # noqa: BLE001
+                # Its consumer cannot be resumed (its loop is closed, say):
+                # the subscription is closed.
+                feed.close()
+                del attached.feeds[token]
+                self._rethreshold(attached)
+                _undeliverable(waiter, error)
 
     def _unsubscribe(self, token: int) -> None:
         attached = self._attached
         assert attached is not None  # only subscriptions call this
-        del attached.feeds[token]
-        self._rethreshold(attached)
+        # A subscription dropped by _publish has nothing left to unsubscribe.
+        if attached.feeds.pop(token, None) is not None:
+            self._rethreshold(attached)

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 class Feed(Generic[StateT]):
     """The states a machine has entered and a subscriber has not yet consumed.
 
-    The machine holds the feed while the subscription is open and pushes into
-    it; the subscription consumes from it. The feed never refers to either, so
+    The machine holds the feed while the subscription is open, appends the
+    states it enters to the buffer and resolves the waiter; the subscription
+    consumes from it. The feed never refers to either, so
     dropping the subscription frees everything.
     """
 
@@ -33,16 +34,16 @@ class Feed(Generic[StateT]):
         self.waiter: asyncio.Future[None] | None = None
         """The future the consumer awaits while the buffer is empty."""
 
-    def push(self, state: StateT) -> None:
-        """Append a state the machine entered and wake the consumer."""
-        self.buffer.append(state)
-        self.wake()
-
     def wake(self) -> None:
         """Resume the consumer if it waits."""
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def close(self) -> None:
+        """Drop the buffered states; the consumer gets no more."""
+        self.closed = True
+        self.buffer.clear()
 
 
 @final
@@ -147,6 +148,5 @@ class StateSubscription(Generic[StateT]):
         self._unsubscribe = None
         unsubscribe()
         feed = self._feed
-        feed.closed = True
-        feed.buffer.clear()
+        feed.close()
         feed.wake()
