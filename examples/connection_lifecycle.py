@@ -95,10 +95,12 @@ async def session(port: int) -> Conn:
     sent = asyncio.Event()
 
     async def status() -> None:
-        async for state in client.lifecycle.states():
-            print(f"  status: {state.value}")
-            if state is Conn.CLOSED:
-                break
+        # The block unsubscribes when it is left, however it is left.
+        async with client.lifecycle.states() as states:
+            async for state in states:
+                print(f"  status: {state.value}")
+                if state is Conn.CLOSED:
+                    break
 
     async def sender() -> None:
         try:

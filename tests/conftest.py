@@ -43,7 +43,7 @@ hypothesis.settings.register_profile(
         hypothesis.Phase.generate,
     ],
 )
-# The documented long run of the model-based tests (see the README): 100,000
+# The documented long run of the model-based tests (docs/reliability.md): 100,000
 # examples, or as many as HYPOTHESIS_LONG_EXAMPLES says.
 hypothesis.settings.register_profile(
     "long",

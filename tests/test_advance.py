@@ -267,7 +267,7 @@ class TestCauses:
     async def test_rewind_boundary_is_the_transitions_new_state(self) -> None:
         """A rewind forgets a transition's cause iff it goes below its new state.
 
-        The rule of the docstring, the README and the concepts page alike:
+        The rule of the docstring and the concepts page alike:
         after ``2 -> 5`` with a cause, rewinding to 5 keeps it, and rewinding
         to 4 forgets it, even for the skipped state 3, which stays skipped.
         """

@@ -1,6 +1,7 @@
 """Every kind of bad input: what it gets, and that nothing changed.
 
-One test per row of the README's "Bad input" table, in the same order.
+One test per row of the "Bad input" table of docs/reliability.md, in its
+order (the rows on unresumable waiters are tested in test_unresumable.py).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ async def cleanup(tasks: Sequence[asyncio.Task[object]]) -> None:
 
 
 class TestBadInput:
-    """The README's table, row by row."""
+    """The table of docs/reliability.md, row by row."""
 
     @pytest.mark.parametrize(
         "state", [Colour.RED, object(), None, {}, 1j, decimal.Decimal("NaN")], ids=repr

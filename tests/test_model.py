@@ -16,7 +16,7 @@ that every resolved wait did resume (not late), that the waits resolved by one
 transition resumed in the order they started (FIFO), and that abandoned
 subscriptions retained nothing.
 
-``HYPOTHESIS_PROFILE=long`` runs 100,000 examples (see the README).
+``HYPOTHESIS_PROFILE=long`` runs 100,000 examples (see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -487,5 +487,5 @@ def test_machine_against_model(model: type[MachineModel]) -> None:
     settings = hypothesis.settings(stateful_step_count=40)
     model.examples_run = 0
     run_state_machine_as_test(model, settings=settings)
-    # The README's figure for the long run (pytest -rP shows it).
+    # The figure docs/reliability.md gives for the long run (pytest -rP shows it).
     print(f"{model.loop_name}: {model.examples_run} examples run, none failed")  # noqa: T201

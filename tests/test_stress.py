@@ -157,7 +157,7 @@ class TestStress:
             tracemalloc.stop()
         gc.collect()
         per_wait = retained / WAITS_PER_ROUND
-        print(f"left by the traced round: {per_wait:.1f} B per wait")  # noqa: T201 (the README's figure; pytest -rP shows it)
+        print(f"left by the traced round: {per_wait:.1f} B per wait")  # noqa: T201 (docs/reliability.md's figure; pytest -rP shows it)
         assert per_wait < 10, (
             f"the last round left {retained} B, allocated at:\n{where_retained(left)}"
         )
