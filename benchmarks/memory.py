@@ -5,6 +5,10 @@
   so only the machines count).
 - ``abandoned``: bytes still held, per wait, after ``N_ABANDONED`` waits on a
   machine whose state never changes were started, cancelled and collected.
+- ``pending``: bytes per pending waiter, its task included, over
+  ``N_PENDING`` tasks each awaiting one wait on one machine (or event, or
+  condition, or, for ``floor``, a bare future): what a program with many
+  waiters pays for each.
 
 ``python benchmarks/memory.py`` prints them as JSON; ``--smoke`` uses small
 counts.
@@ -16,9 +20,11 @@ import argparse
 import asyncio
 import gc
 import importlib.util
+import inspect
 import json
 import sys
 import tracemalloc
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 
 N_IDLE = 100_000
 N_ABANDONED = 50_000
+N_PENDING = 20_000
 HAVE_AIOXMPP = importlib.util.find_spec("aioxmpp") is not None
 
 
@@ -104,6 +111,63 @@ async def abandoned_bytes(
     return retained / count
 
 
+# asyncio's registry of every task is a WeakSet whose table grows in steps and
+# never shrinks: when it grows is a matter of every task the process ever ran,
+# so its allocations are left out of the per-waiter figure.
+_TASK_REGISTRY = tracemalloc.Filter(
+    inclusive=False, filename_pattern=inspect.getfile(weakref.WeakSet)
+)
+FAR = 10**18
+"""A state no machine reaches here: its waiters stay pending."""
+
+
+async def pending_bytes(
+    wait: Callable[[], Coroutine[object, object, object]], count: int
+) -> float:
+    """Bytes per pending task awaiting ``wait()``, over ``count`` such tasks."""
+    first = [asyncio.ensure_future(wait()) for _ in range(10)]
+    await asyncio.sleep(0)  # first-use allocations are not per waiter
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tasks = [asyncio.ensure_future(wait()) for _ in range(count)]
+        await asyncio.sleep(0)  # every task is now waiting
+        snapshot = tracemalloc.take_snapshot().filter_traces([_TASK_REGISTRY])
+    finally:
+        tracemalloc.stop()
+    held = sum(trace.size for trace in snapshot.traces)
+    for task in (*first, *tasks):
+        task.cancel()
+    await asyncio.gather(*first, *tasks, return_exceptions=True)
+    return held / count
+
+
+def _pending_waits() -> dict[str, Callable[[], Coroutine[object, object, object]]]:
+    """How each implementation waits, by name: one machine (or event) each."""
+    ours_exact, ours_least = OrderedStateMachine(0), OrderedStateMachine(0)
+    condition = ConditionMachine(0)
+    event = asyncio.Event()
+
+    async def bare_future() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    waits: dict[str, Callable[[], Coroutine[object, object, object]]] = {
+        "ours wait_for": lambda: ours_exact.wait_for(FAR),
+        "ours wait_for_at_least": lambda: ours_least.wait_for_at_least(FAR),
+        "condition": lambda: condition.wait_for_at_least(FAR),
+        "event": event.wait,
+        "floor": bare_future,
+    }
+    if HAVE_AIOXMPP:
+        import aioxmpp.statemachine  # noqa: PLC0415 (only where installed)
+
+        theirs_exact = aioxmpp.statemachine.OrderedStateMachine(0)
+        theirs_least = aioxmpp.statemachine.OrderedStateMachine(0)
+        waits["aioxmpp wait_for"] = lambda: theirs_exact.wait_for(FAR)
+        waits["aioxmpp wait_for_at_least"] = lambda: theirs_least.wait_for_at_least(FAR)
+    return waits
+
+
 def _wait_at_least_one(machine: object) -> Coroutine[object, object, object]:
     """Start ``machine.wait_for_at_least(1)`` on any of the waitable machines."""
     waitable: ConditionMachine | OrderedStateMachine[int] = machine  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
@@ -114,13 +178,18 @@ async def measure(*, smoke: bool) -> dict[str, dict[str, float]]:
     """Every memory figure, by figure and implementation."""
     n_idle = 1_000 if smoke else N_IDLE
     n_abandoned = 1_000 if smoke else N_ABANDONED
-    figures: dict[str, dict[str, float]] = {"idle": {}, "abandoned": {}}
+    n_pending = 1_000 if smoke else N_PENDING
+    figures: dict[str, dict[str, float]] = {"idle": {}, "abandoned": {}, "pending": {}}
     for impl, make in _factories().items():
         figures["idle"][impl] = await idle_bytes(make, n_idle)
         if impl != "floor":
             figures["abandoned"][impl] = await abandoned_bytes(
                 make, _wait_at_least_one, n_abandoned
             )
+    # Grow asyncio's task registry past what the measurements need first.
+    await pending_bytes(asyncio.Event().wait, n_pending)
+    for name, wait in _pending_waits().items():
+        figures["pending"][name] = await pending_bytes(wait, n_pending)
     return figures
 
 

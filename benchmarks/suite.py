@@ -23,6 +23,7 @@ Run directly for a single benchmark's raw pyperf output, e.g.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import sys
 from pathlib import Path
@@ -124,8 +125,15 @@ async def _assign_condition(loops: int, pending: int) -> float:
     return elapsed
 
 
+def _gc_on() -> None:
+    # Programs run with the collector on, and so do these figures (pyperf
+    # leaves it as it is).
+    assert gc.isenabled(), "the benchmarks run with the garbage collector on"
+
+
 def time_assign(loops: int, impl: str, pending: int) -> float:
     """Time ``loops`` assignments of greater states with ``pending`` waiters."""
+    _gc_on()
     return asyncio.run(_assign(loops, impl, pending))
 
 
@@ -187,6 +195,7 @@ async def _wake(loops: int, impl: str, n: int) -> float:
 
 def time_wake(loops: int, impl: str, n: int) -> float:
     """Time ``loops`` rounds of waking ``n`` waiters at once."""
+    _gc_on()
     return asyncio.run(_wake(loops, impl, n))
 
 
@@ -225,6 +234,7 @@ async def _handoff(loops: int, impl: str) -> float:
 
 def time_handoff(loops: int, impl: str) -> float:
     """Time ``loops`` hand-offs from an assigning task to a waiting one."""
+    _gc_on()
     return asyncio.run(_handoff(loops, impl))
 
 
