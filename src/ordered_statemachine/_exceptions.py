@@ -5,7 +5,64 @@ from __future__ import annotations
 import enum
 from typing import Generic
 
-from ._typing import StateT_co
+from ._typing import StateT_co, SupportsLessThan
+
+
+def backwards(machine: str, new_state: object, current: object) -> ValueError:
+    """Return the error for assigning ``new_state`` below ``current`` to ``machine``."""
+    return ValueError(
+        f"cannot rewind {machine} from {current!r} to {new_state!r}: "
+        "assigning a lesser state is not allowed (use rewind() to move back)"
+    )
+
+
+def forwards(current: object, new_state: object) -> ValueError:
+    """Return the error for a rewind from ``current`` up to ``new_state``."""
+    return ValueError(
+        f"cannot forward using rewind (from {current!r} to {new_state!r}): "
+        "assign the state to move forward"
+    )
+
+
+def unordered(new_state: object, current: object) -> TypeError:
+    """Return the error for a state neither less than, equal to nor above another."""
+    return TypeError(
+        f"states must be ordered, but {new_state!r} is neither less than, "
+        f"equal to nor greater than the current state {current!r}"
+    )
+
+
+def check_ordered(state: SupportsLessThan) -> None:
+    """Raise TypeError unless ``state`` passes the ordering contract's sanity check.
+
+    That is, as in aioxmpp: ``state < state`` is false and ``state == state``
+    true, and neither raises.
+    """
+    try:
+        ordered = not (state < state) and bool(state == state)  # noqa: PLR0124
+    except Exception as exc:
+        msg = (
+            f"states must be ordered, but comparing {state!r} with "
+            f"itself raised {type(exc).__name__}: {exc}"
+        )
+        raise TypeError(msg) from exc
+    if not ordered:
+        msg = (
+            f"states must be ordered, but {state!r} is not equal to "
+            "itself, or is less than itself"
+        )
+        raise TypeError(msg)
+
+
+def check_cause(cause: object) -> None:
+    """Raise TypeError unless ``cause`` is an exception.
+
+    Callers that type-check cannot pass anything else; untyped ones can, and
+    it must fail before anything changes, not while waiters are resolved.
+    """
+    if not isinstance(cause, BaseException):
+        msg = f"cause must be an exception or None, not {type(cause).__name__}"
+        raise TypeError(msg)
 
 
 def describe(state: object) -> str:

@@ -4,84 +4,27 @@ from __future__ import annotations
 
 import warnings
 from asyncio import InvalidStateError, get_running_loop
-from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import count
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, overload
 
-from typing_extensions import TypeVar, deprecated, final
+from typing_extensions import deprecated, final
 
-from ._exceptions import OrderedStateSkipped
-from ._queue import AT_LEAST, EXACT, KIND, SKIPPED, WaiterQueue
+from ._exceptions import backwards, check_cause, check_ordered, forwards, unordered
+from ._queue import AT_LEAST, EXACT, KIND, SKIPPED
 from ._subscription import Feed, StateSubscription
+from ._transitions import NO_CAUSE, Attachments, record, report_undeliverable, skipped
 from ._typing import StateT
 
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Sequence
-    from types import TracebackType
 
-_T = TypeVar("_T")
+    from ._transitions import Record
+
 _NO_LOOP: Final = object()
 _next_token = count().__next__
-_new_state: Final = itemgetter(1)
-
-
-def _backwards(new_state: object, current: object) -> ValueError:
-    return ValueError(
-        f"cannot rewind OrderedStateMachine from {current!r} to {new_state!r}: "
-        "assigning a lesser state is not allowed (use rewind() to move back)"
-    )
-
-
-def _unordered(new_state: object, current: object) -> TypeError:
-    return TypeError(
-        f"states must be ordered, but {new_state!r} is neither less than, "
-        f"equal to nor greater than the current state {current!r}"
-    )
-
-
-def _check_cause(cause: object) -> None:
-    # Callers that type-check cannot pass anything else; untyped ones can, and
-    # it must fail before anything changes, not while waiters are resolved.
-    if not isinstance(cause, BaseException):
-        msg = f"cause must be an exception or None, not {type(cause).__name__}"
-        raise TypeError(msg)
-
-
-_Record: TypeAlias = "tuple[BaseException | None, TracebackType | None]"
-"""Why a transition happened: its cause and the cause's traceback then."""
-_NO_CAUSE: Final[_Record] = (None, None)
-
-
-def _skipped(state: StateT, record: _Record) -> OrderedStateSkipped[StateT]:
-    """``OrderedStateSkipped(state)``, chained to the cause in ``record``, if any."""
-    exc = OrderedStateSkipped(state)
-    cause, traceback = record
-    if cause is not None:
-        # The traceback recorded with the cause, not whatever re-raising the
-        # shared cause object since then has grown it to (as asyncio.Future
-        # keeps an exception's traceback apart): memory stays flat however
-        # often callers unwrap and re-raise it.
-        exc.__cause__ = cause.with_traceback(traceback)
-    return exc
-
-
-def _undeliverable(future: asyncio.Future[_T], error: Exception) -> None:
-    """Report that resolving ``future`` raised ``error``; the waiter is dropped."""
-    loop = future.get_loop()
-    if loop.is_closed():
-        # Its task can never run again; asyncio reports the task itself when
-        # it is collected ("Task was destroyed but it is pending").
-        return
-    loop.call_exception_handler(
-        {
-            "message": "OrderedStateMachine could not resume a waiter, and dropped it",
-            "exception": error,
-            "future": future,
-        }
-    )
+_NAME: Final = "OrderedStateMachine"
 
 
 @final
@@ -103,47 +46,15 @@ class MachineStatistics(Generic[StateT]):
     `~OrderedStateMachine.advance`)."""
 
 
-_Cause: TypeAlias = "tuple[StateT, StateT, _Record]"
-"""A transition with a cause: previous state, new state, and the record."""
 _Due: TypeAlias = "tuple[Sequence[asyncio.Future[Any]], Sequence[int]]"
 """The waiters a transition resolves: futures and tags, in FIFO order.
 
 A waiter's future receives, by its kind: the state reached (`AT_LEAST`), None
-(`EXACT`), or the `_Record` of the transition that skipped its target
+(`EXACT`), or the `Record` of the transition that skipped its target
 (`SKIPPED`). The waiter raises `OrderedStateSkipped` itself: no future ever
 holds an exception, whose traceback would tie it to the waiter's frame."""
-
-
-class _Attachments(WaiterQueue[StateT, "asyncio.Future[Any]"]):
-    """Everything a machine holds besides its state, created on first use.
-
-    The pending waiters (this object is their queue; a waiter's handle is the
-    future its task awaits), the feeds of open subscriptions, and the
-    transitions that carried a cause.
-    """
-
-    __slots__ = ("causes", "feeds")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.feeds: dict[int, Feed[StateT]] = {}
-        # Each transition with a cause, in order, until a rewind below its new
-        # state; the new states increase strictly, so a bisection finds the
-        # transition past a state.
-        self.causes: list[_Cause[StateT]] = []
-
-    def cause_past(self, state: StateT) -> _Record:
-        """Return why the machine moved past ``state``.
-
-        That is the record of the transition from ``prev`` to ``new`` with
-        ``not (state < prev)`` and ``state < new``, or `_NO_CAUSE` if that
-        transition had no cause.
-        """
-        causes = self.causes
-        i = bisect_right(causes, state, key=_new_state)
-        if i < len(causes) and not (state < causes[i][0]):
-            return causes[i][2]
-        return _NO_CAUSE
+_Attachments: TypeAlias = "Attachments[StateT, asyncio.Future[Any]]"
+"""A machine's attachments: a waiter's handle is the future its task awaits."""
 
 
 @final
@@ -207,23 +118,7 @@ class OrderedStateMachine(Generic[StateT]):
                 DeprecationWarning,
                 stacklevel=2,
             )
-        try:
-            # The sanity check of the ordering contract, as in aioxmpp.
-            ordered = not (initial_state < initial_state) and bool(  # noqa: PLR0124
-                initial_state == initial_state  # noqa: PLR0124
-            )
-        except Exception as exc:
-            msg = (
-                f"states must be ordered, but comparing {initial_state!r} with "
-                f"itself raised {type(exc).__name__}: {exc}"
-            )
-            raise TypeError(msg) from exc
-        if not ordered:
-            msg = (
-                f"states must be ordered, but {initial_state!r} is not equal to "
-                "itself, or is less than itself"
-            )
-            raise TypeError(msg)
+        check_ordered(initial_state)
         self._state = initial_state
         # Invariant: None, or the least state whose assignment has more to do
         # than store itself: the current state while anyone is subscribed,
@@ -268,41 +163,44 @@ class OrderedStateMachine(Generic[StateT]):
             threshold = self._threshold
             if threshold is None or new_state < threshold:
                 self._state = new_state
-                return
-            attached = self._attached
-            # A threshold means attachments (the None test is for checkers).
-            if attached is None or attached.feeds or attached.single is None:
-                self._enter(new_state, None, threshold)
-                return
-            # One waiter, no subscriber, no cause: `_enter`, inlined for the
-            # hot path of one task awaiting the next milestone. The threshold
-            # is the waiter's target, which new_state reaches.
-            lone = attached.single
-            kind = attached.single_kind
-            if kind == EXACT and threshold < new_state:
-                kind = SKIPPED
-            attached.single = attached.least = self._threshold = None
-            self._state = new_state
-            try:
-                lone.set_result(
-                    new_state
-                    if kind == AT_LEAST
-                    else None
-                    if kind == EXACT
-                    else _NO_CAUSE
-                )
-            except InvalidStateError:
-                # Done: cancelled by its task, which has not run yet. It is
-                # counted until then, among the waiters of the chunks (see
-                # WaiterQueue.discard).
-                attached.live += 1
-            # Not raised: the transition must go on (see _resolve).
-            except Exception as error:  # noqa: BLE001
-                _undeliverable(lone, error)
+            else:
+                self._reach(new_state, threshold)
         elif new_state < current:
-            raise _backwards(new_state, current)
+            raise backwards(_NAME, new_state, current)
         elif not new_state == current:
-            raise _unordered(new_state, current)
+            raise unordered(new_state, current)
+
+    def _reach(self, new_state: StateT, threshold: StateT) -> None:
+        """Enter ``new_state``, which reaches ``threshold``: the setter's slow path.
+
+        Apart from the setter, whose frame every assignment pays for.
+        """
+        attached = self._attached
+        # A threshold means attachments (the None test is for checkers).
+        if attached is None or attached.feeds or attached.single is None:
+            self._enter(new_state, None, threshold)
+            return
+        # One waiter, no subscriber, no cause: `_enter`, inlined for the
+        # hot path of one task awaiting the next milestone. The threshold
+        # is the waiter's target, which new_state reaches.
+        lone = attached.single
+        kind = attached.single_kind
+        if kind == EXACT and threshold < new_state:
+            kind = SKIPPED
+        attached.single = attached.least = self._threshold = None
+        self._state = new_state
+        try:
+            lone.set_result(
+                new_state if kind == AT_LEAST else None if kind == EXACT else NO_CAUSE
+            )
+        except InvalidStateError:
+            # Done: cancelled by its task, which has not run yet. It is
+            # counted until then, among the waiters of the chunks (see
+            # WaiterQueue.discard).
+            attached.live += 1
+        # Not raised: the transition must go on (see _resolve).
+        except Exception as error:  # noqa: BLE001
+            report_undeliverable(lone.get_loop(), lone, error)
 
     def advance(self, new_state: StateT, *, cause: BaseException | None = None) -> None:
         """Move the machine forward to ``new_state``, recording why.
@@ -352,7 +250,7 @@ class OrderedStateMachine(Generic[StateT]):
 
         """
         if cause is not None:
-            _check_cause(cause)
+            check_cause(cause)
         current = self._state
         if current < new_state:
             threshold = self._threshold
@@ -363,9 +261,9 @@ class OrderedStateMachine(Generic[StateT]):
             else:
                 self._enter(new_state, None, threshold)
         elif new_state < current:
-            raise _backwards(new_state, current)
+            raise backwards(_NAME, new_state, current)
         elif not new_state == current:
-            raise _unordered(new_state, current)
+            raise unordered(new_state, current)
 
     def rewind(self, new_state: StateT) -> None:
         """Move the machine back to ``new_state``, the explicit exception to the rule.
@@ -388,11 +286,7 @@ class OrderedStateMachine(Generic[StateT]):
         """
         current = self._state
         if current < new_state:
-            msg = (
-                f"cannot forward using rewind (from {current!r} to "
-                f"{new_state!r}): assign the state to move forward"
-            )
-            raise ValueError(msg)
+            raise forwards(current, new_state)
         if new_state < current:
             attached = self._attached
             if attached is None:
@@ -400,7 +294,7 @@ class OrderedStateMachine(Generic[StateT]):
             else:
                 self._rewind(attached, new_state)
         elif not new_state == current:
-            raise _unordered(new_state, current)
+            raise unordered(new_state, current)
 
     def states(self) -> StateSubscription[StateT]:
         """Subscribe to every state the machine enters, as an async iterator.
@@ -451,7 +345,7 @@ class OrderedStateMachine(Generic[StateT]):
 
         """
         if self._state < state:
-            future: asyncio.Future[_Record | None] = get_running_loop().create_future()
+            future: asyncio.Future[Record | None] = get_running_loop().create_future()
             attached = self._attached
             if attached is not None and attached.least is None and not attached.feeds:
                 # `_enqueue` inlined for its hot path: an empty queue takes its
@@ -468,7 +362,7 @@ class OrderedStateMachine(Generic[StateT]):
                 self._abandon(future)
                 raise
             # Skipped: the future holds why (see _Due).
-            raise _skipped(state, future.result() or _NO_CAUSE)
+            raise skipped(state, future.result() or NO_CAUSE)
         self._check_exact(state)
 
     async def wait_for_at_least(self, state: StateT) -> StateT:
@@ -516,21 +410,21 @@ class OrderedStateMachine(Generic[StateT]):
         current = self._state
         if state < current:
             attached = self._attached
-            raise _skipped(state, attached.cause_past(state) if attached else _NO_CAUSE)
+            raise skipped(state, attached.cause_past(state) if attached else NO_CAUSE)
         if not state == current:
-            raise _unordered(state, current)
+            raise unordered(state, current)
 
     def _check_at_least(self, state: StateT) -> StateT:
         """Return the state, which is not less than ``state``, unless unordered."""
         current = self._state
         if not (state < current or state == current):
-            raise _unordered(state, current)
+            raise unordered(state, current)
         return current
 
     def _attach(self) -> _Attachments[StateT]:
         attached = self._attached
         if attached is None:
-            attached = self._attached = _Attachments()
+            attached = self._attached = Attachments()
         return attached
 
     def _rethreshold(self, attached: _Attachments[StateT]) -> None:
@@ -548,14 +442,8 @@ class OrderedStateMachine(Generic[StateT]):
         """
         attached = self._attached
         if attached is None:
-            attached = self._attached = _Attachments()
-        if attached.least is None:
-            # An empty queue takes its lone waiter (see WaiterQueue.push).
-            attached.single = future
-            attached.least = target
-            attached.single_kind = kind
-        else:
-            attached.push(future, target, kind)
+            attached = self._attached = Attachments()
+        attached.push(future, target, kind)
         if not attached.feeds:
             self._threshold = attached.least
 
@@ -590,21 +478,21 @@ class OrderedStateMachine(Generic[StateT]):
         """
         attached = self._attached
         if attached is None:  # only a cause brings us here without attachments
-            attached = self._attached = _Attachments()
+            attached = self._attached = Attachments()
         least = attached.least
         due = None
         if least is not None and (least is reached or not (new_state < least)):
             due = attached.pop_due(new_state)
         previous = self._state
         self._state = new_state
-        record = _NO_CAUSE
+        why = NO_CAUSE
         if cause is not None:
-            record = (cause, cause.__traceback__)
-            attached.causes.append((previous, new_state, record))
+            why = record(cause)
+            attached.causes.append((previous, new_state, why))
         # The threshold invariant (see __init__), inlined.
         self._threshold = new_state if attached.feeds else attached.least
         if due is not None:
-            self._resolve(attached, due, new_state, record)
+            self._resolve(attached, due, new_state, why)
         if attached.feeds:
             self._publish(attached, new_state)
 
@@ -613,41 +501,30 @@ class OrderedStateMachine(Generic[StateT]):
         attached: _Attachments[StateT],
         due: _Due,
         new_state: StateT,
-        record: _Record,
+        why: Record,
     ) -> None:
         """Resolve the ``due`` waiters, in order; none can stop the others."""
-        resolved = 0
-        try:
-            for future, tag in zip(*due, strict=True):
-                kind = tag & KIND
-                try:
-                    # What a waiter of each kind receives: see _Due.
-                    future.set_result(
-                        new_state
-                        if kind == AT_LEAST
-                        else None
-                        if kind == EXACT
-                        else record
-                    )
-                except InvalidStateError:
-                    # Done: cancelled by its task, which has not run yet (and
-                    # does its own accounting when it does), or a dead slot.
-                    continue
-                # Not raised: the transition must go on for the others.
-                except Exception as error:  # noqa: BLE001
-                    # Its loop is closed, say: the waiter is dropped.
-                    _undeliverable(future, error)
-                resolved += 1
-        finally:
-            attached.live -= resolved
+        futures, tags = due
+        # What a waiter of each kind receives (see _Due), indexed by kind.
+        outcomes = (new_state, None, why)
+        attached.live -= len(futures)
+        for future, tag in zip(futures, tags, strict=True):
+            # Free in CPython 3.11+ unless raised; 3.10 pays a setup.
+            try:
+                future.set_result(outcomes[tag & KIND])
+            except InvalidStateError:  # noqa: PERF203
+                # Done: cancelled by its task, which has not run yet (and does
+                # its own accounting when it does), or a dead slot.
+                attached.live += 1
+            # Not raised: the transition must go on for the others.
+            except Exception as error:  # noqa: BLE001
+                # Its loop is closed, say: the waiter is dropped.
+                report_undeliverable(future.get_loop(), future, error)
 
     def _rewind(self, attached: _Attachments[StateT], new_state: StateT) -> None:
         """Move back to ``new_state`` (less than the state): `rewind`'s slow path."""
-        causes = attached.causes
-        # Comparisons first: the transitions that moved above new_state.
-        keep = bisect_right(causes, new_state, key=_new_state)
+        attached.forget_causes_above(new_state)  # comparisons first
         self._state = new_state
-        del causes[keep:]
         self._rethreshold(attached)
         self._publish(attached, new_state)
 
@@ -670,7 +547,7 @@ class OrderedStateMachine(Generic[StateT]):
                 feed.close()
                 del attached.feeds[token]
                 self._rethreshold(attached)
-                _undeliverable(waiter, error)
+                report_undeliverable(waiter.get_loop(), waiter, error)
 
     def _unsubscribe(self, token: int) -> None:
         attached = self._attached

@@ -118,12 +118,16 @@ class WaiterQueue(Generic[StateT, HandleT]):
     def push(self, handle: HandleT, target: StateT, kind: int) -> None:
         """Queue a waiter after every waiter with a target equal to its own.
 
-        The queue must not be empty: an empty queue takes its lone waiter by
-        assignment to ``single``, ``least`` and ``single_kind``, which the
-        machine does without a call.
+        An empty queue takes it as its lone waiter (`OrderedStateMachine`
+        does that itself, without the call: its hot path).
 
         Raises whatever comparing the targets raises, with nothing queued.
         """
+        if self.least is None:
+            self.single = handle
+            self.least = target
+            self.single_kind = kind
+            return
         single = self.single
         if single is not None:
             # A second waiter: the first moves into a chunk of its own, with a
@@ -221,7 +225,8 @@ class WaiterQueue(Generic[StateT, HandleT]):
             return (), ()  # nothing due after all: only an order that lies
 
         due_handles = list(chain.from_iterable(handles[:hi]))
-        due_tags = array("q", chain.from_iterable(tags[:hi]))
+        # A list: its ints are made once here, not on every read of an array.
+        due_tags = list(chain.from_iterable(tags[:hi]))
         if hi < nchunks:
             due_handles += handles[hi][:hi_j]
             due_tags += tags[hi][:hi_j]
