@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 
 class Floor:
@@ -116,3 +117,30 @@ class HandoffFloor:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             self._target = target
             await waiter
+
+
+class ThreadConditionMachine:
+    """A forward-only state for threads: `threading.Condition` and ``wait_for``.
+
+    What synchronous code writes by hand: assign under the condition's lock
+    and notify every waiter, which re-checks its predicate.
+    """
+
+    def __init__(self, state: int) -> None:
+        """Start at ``state``."""
+        self.state = state
+        self._condition = threading.Condition()
+
+    def set_state(self, new_state: int) -> None:
+        """Move forward to ``new_state`` and wake every waiter to re-check."""
+        with self._condition:
+            if new_state < self.state:
+                raise ValueError(new_state)
+            self.state = new_state
+            self._condition.notify_all()
+
+    def wait_for_at_least(self, target: int) -> int:
+        """Block until the state is at least ``target``; return the state then."""
+        with self._condition:
+            self._condition.wait_for(lambda: not self.state < target)
+            return self.state

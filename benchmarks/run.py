@@ -236,6 +236,115 @@ def figures(results: Results, wake_n: int, pending_n: int) -> list[Figure]:
     return rows
 
 
+THREAD_COLUMNS = {
+    "threadsafe": "thread-safe",
+    "ours": "plain machine",
+    "tcondition": "threading.Condition",
+    "idiom": "call_soon_threadsafe(event.set)",
+    "tevent": "threading.Event",
+}
+
+
+def thread_figures(results: Results) -> list[Figure]:
+    """Compute the rows of ThreadSafeOrderedStateMachine (benchmarks/threads.py)."""
+    t = results.get
+    rows: list[Figure] = []
+
+    def row(  # noqa: PLR0913 (the parts of one row, by keyword)
+        name: str,
+        bench: str,
+        *,
+        impls: tuple[str, ...],
+        against: str,
+        target: float | None,
+        text: str,
+    ) -> None:
+        ours, theirs = t(f"{bench}[threadsafe]"), t(f"{bench}[{against}]")
+        assert ours is not None
+        assert theirs is not None
+        ratio = ours / theirs
+        rows.append(
+            Figure(
+                name,
+                results.row({impl: f"{bench}[{impl}]" for impl in impls}),
+                ratio,
+                text,
+                "n/a" if target is None else f"≤ {target}",
+                None if target is None else ratio <= target,
+            )
+        )
+
+    row(
+        "assign a greater state, uncontended",
+        "tassign",
+        impls=("threadsafe", "ours", "tcondition"),
+        against="ours",
+        target=2.5,
+        text="thread-safe / plain machine",
+    )
+    row(
+        "assign a greater state, uncontended",
+        "tassign",
+        impls=("threadsafe", "ours", "tcondition"),
+        against="tcondition",
+        target=None,
+        text="thread-safe / threading.Condition",
+    )
+    row(
+        "hand-off on one event loop",
+        "handoff",
+        impls=("threadsafe", "ours"),
+        against="ours",
+        target=None,
+        text="thread-safe / plain machine",
+    )
+    row(
+        "hand-off between two threads, blocking waits",
+        "thandoff",
+        impls=("threadsafe", "tcondition"),
+        against="tcondition",
+        target=None,
+        text="thread-safe / threading.Condition",
+    )
+    row(
+        "cross-thread wake: a thread assigns, a task on another loop resumes",
+        "xwake",
+        impls=("threadsafe", "idiom"),
+        against="idiom",
+        target=1.2,
+        text="thread-safe / the hand-written idiom",
+    )
+    row(
+        "blocking wake: a thread assigns, a blocked thread resumes",
+        "bwake",
+        impls=("threadsafe", "tevent"),
+        against="tevent",
+        target=1.2,
+        text="thread-safe / threading.Event",
+    )
+    return rows
+
+
+def thread_table(rows: list[Figure]) -> str:
+    """Render the thread rows as a Markdown table."""
+    names = list(THREAD_COLUMNS)
+    header = (
+        "| figure | "
+        + " | ".join(THREAD_COLUMNS.values())
+        + " | ratio | target | met |\n|"
+        + "---|" * (len(names) + 4)
+        + "\n"
+    )
+    lines = [
+        f"| {row.name} | "
+        + " | ".join(row.values.get(impl, "n/a") for impl in names)
+        + f" | {row.ratio_text}: {row.ratio:.2f} | {row.target} | "
+        + f"{_verdict(met=row.met)} |"
+        for row in rows
+    ]
+    return header + "\n".join(lines) + "\n"
+
+
 def _verdict(*, met: bool | None) -> str:
     return "n/a" if met is None else "yes" if met else "**no**"
 
@@ -322,12 +431,15 @@ def main() -> int:
         wake_n=woken[-1] if smoke else 20_000,
         pending_n=pending[-1] if smoke else 10_000,
     )
+    threads = thread_figures(results)
     text = (
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.machine()}, {platform.system()}; medians of pyperf values, "
         "garbage collector on (at its default thresholds)"
         f"{' (smoke run: single values, not figures)' if smoke else ''}\n\n"
         + table(rows)
+        + "\nThreadSafeOrderedStateMachine (benchmarks/threads.py):\n\n"
+        + thread_table(threads)
     )
     (out / "table.md").write_text(text)
     print(text)
@@ -336,7 +448,8 @@ def main() -> int:
 
         plot.draw(results.get, args.plot, pending, woken)
         print(f"plot written to {args.plot}")
-    return 0 if smoke or all(row.met is not False for row in rows) else 1
+    met = all(row.met is not False for row in [*rows, *threads])
+    return 0 if smoke or met else 1
 
 
 if __name__ == "__main__":

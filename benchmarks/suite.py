@@ -35,8 +35,9 @@ import pyperf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines import ConditionMachine, Floor, HandoffFloor
+from threads import time_bwake, time_tassign, time_thandoff, time_xwake
 
-from ordered_statemachine import OrderedStateMachine
+from ordered_statemachine import OrderedStateMachine, ThreadSafeOrderedStateMachine
 
 if TYPE_CHECKING:
     import argparse
@@ -65,9 +66,11 @@ class Machine(Protocol):
 
 
 def make_machine(impl: str) -> Machine:
-    """Make a machine of ``impl`` ("ours" or "aioxmpp") at state 0, in a loop."""
+    """Make a machine of ``impl`` ("ours", "threadsafe" or "aioxmpp") at state 0."""
     if impl == "ours":
         return OrderedStateMachine(0)
+    if impl == "threadsafe":
+        return ThreadSafeOrderedStateMachine(0)
     import aioxmpp.statemachine  # noqa: PLC0415 (only where installed)
 
     return aioxmpp.statemachine.OrderedStateMachine(0)
@@ -264,7 +267,22 @@ def benchmarks(
     for impl in ["event", *waitable]:
         found.extend((f"wake[{impl},{n}]", time_wake, (impl, n), n) for n in wake_sizes)
     found.extend(
-        (f"handoff[{impl}]", time_handoff, (impl,), 1) for impl in [*waitable, "floor"]
+        (f"handoff[{impl}]", time_handoff, (impl,), 1)
+        for impl in [*waitable, "floor", "threadsafe"]
+    )
+    # The thread-safe machine (threads.py).
+    found.extend(
+        (f"tassign[{impl}]", time_tassign, (impl,), 1)
+        for impl in ("ours", "threadsafe", "tcondition")
+    )
+    found.extend(
+        (f"{name}[{impl}]", func, (impl,), 1)
+        for name, func, impls in (
+            ("thandoff", time_thandoff, ("threadsafe", "tcondition")),
+            ("xwake", time_xwake, ("threadsafe", "idiom")),
+            ("bwake", time_bwake, ("threadsafe", "tevent")),
+        )
+        for impl in impls
     )
     return found
 

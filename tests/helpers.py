@@ -6,10 +6,13 @@ import asyncio
 import enum
 import importlib.util
 import os
+import threading
+import time
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -102,3 +105,66 @@ class OnlyLtEq:
 
 def _refused() -> AssertionError:
     return AssertionError("the machine must only use < and ==")
+
+
+class LoopThread:
+    """An event loop running in a thread of its own, in asyncio's debug mode.
+
+    ``submit`` runs a coroutine there and returns a `concurrent.futures.Future`
+    of its result; ``close`` stops the loop, closes it and joins the thread.
+    """
+
+    def __init__(self, loop_name: str) -> None:
+        self.loop = LOOP_FACTORIES[loop_name]()
+        self.loop.set_debug(True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"{loop_name} loop", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, awaitable: Coroutine[object, object, T]) -> Future[T]:
+        """Run ``awaitable`` on the loop; return a future of its outcome."""
+        return asyncio.run_coroutine_threadsafe(awaitable, self.loop)
+
+    def close(self) -> None:
+        """Stop and close the loop, cancelling what still runs on it."""
+
+        async def cancel_the_rest() -> None:
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+
+        if self.loop.is_running():
+            self.submit(cancel_the_rest()).result(TIMEOUT)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "the loop thread did not stop"
+        self.loop.close()
+
+
+def until_blocking(condition: Callable[[], bool]) -> None:
+    """Wait in this thread until ``condition()`` holds, failing after `TIMEOUT`.
+
+    For what another thread does at a moment no event marks: a waiter that
+    has registered with a machine, say.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.001)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Step the loop until ``condition()`` holds, failing after `TIMEOUT`."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        # Another thread's progress is awaited: a short sleep, bounded above.
+        await asyncio.sleep(0.001)

@@ -54,6 +54,10 @@ class TestBenchmarkSuite:
             "bytes per pending waiter, task included: wait_for_at_least",
             "hand-off round trip",
             "garbage collector on",
+            "cross-thread wake",
+            "blocking wake",
+            "hand-off between two threads",
+            "thread-safe / plain machine",
         ):
             assert figure in table
         if importlib.util.find_spec("aioxmpp") is not None:

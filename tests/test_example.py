@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,58 @@ class TestConnectionLifecycleExample:
             "because of ConnectionRefusedError"
         ) in refused
         assert "  watcher: connection is closed" in refused
+
+
+THREADED = EXAMPLE.parent / "threaded_client.py"
+
+
+def said_by(output: str, party: str) -> list[str]:
+    """What ``party`` printed, in its order (parties run in different threads)."""
+    prefix = f"  {party}: "
+    return [
+        line[len(prefix) :] for line in output.splitlines() if line.startswith(prefix)
+    ]
+
+
+@pytest.mark.slow
+class TestThreadedClientExample:
+    """``examples/threaded_client.py``."""
+
+    def test_runs_over_loopback_and_exits_zero(self) -> None:
+        """The reader thread drives; the tasks and the blocked thread see it all."""
+        result = subprocess.run(
+            [sys.executable, "-X", "dev", str(THREADED)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "PYTHONASYNCIODEBUG": "1"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        served, refused = result.stdout.split("nothing listens on 127.0.0.1:")
+        assert served.startswith("echo server on 127.0.0.1:")
+        assert said_by(served, "status task") == [
+            "connecting",
+            "open",
+            "closing",
+            "closed",
+        ]
+        assert said_by(served, "sender task") == [
+            "got reply 'HELLO FROM THE EVENT LOOP'"
+        ]
+        assert said_by(served, "watcher thread") == [
+            "the connection is open",
+            "the connection is closed",
+        ]
+        # Refused: the cause reaches the asyncio task and the blocked thread.
+        assert said_by(refused, "status task") == ["connecting", "closed"]
+        gave_up = (
+            "gave up, state Conn.OPEN has been skipped, "
+            "because of ConnectionRefusedError"
+        )
+        assert said_by(refused, "sender task") == [gave_up]
+        assert said_by(refused, "watcher thread") == [
+            gave_up,
+            "the connection is closed",
+        ]

@@ -1,7 +1,8 @@
 """Model-based tests: random interleavings against a plain reference model.
 
-A hypothesis `RuleBasedStateMachine` drives an `OrderedStateMachine` and a
-few lines of obviously correct bookkeeping through random sequences of
+A hypothesis `RuleBasedStateMachine` drives an `OrderedStateMachine` (and, in
+its own runs, a `ThreadSafeOrderedStateMachine` on one loop) and a few lines of
+obviously correct bookkeeping through random sequences of
 assignments, ``advance`` with and without a cause, rewinds, waits started from
 new tasks, cancellations and timeouts at any point (before the waiter runs,
 after it was resolved but before it resumed), event loop iterations, and
@@ -41,18 +42,21 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from typing_extensions import override
 
 from helpers import LOOP_FACTORIES
 from ordered_statemachine import (
     OrderedStateMachine,
     OrderedStateSkipped,
     StateSubscription,
+    ThreadSafeOrderedStateMachine,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 STATES = st.integers(min_value=0, max_value=8)
+Machine = OrderedStateMachine[int] | ThreadSafeOrderedStateMachine[int]
 
 # Typed here: hypothesis 6.168 (the last for Python 3.10) leaves it untyped.
 run_state_machine_as_test: Callable[..., None] = getattr(  # noqa: B009
@@ -141,7 +145,7 @@ def drop_subscriptions(subscribers: Iterable[Subscriber]) -> None:
 
 if sys.version_info >= (3, 11):
 
-    async def wait_with_expiry(machine: OrderedStateMachine[int], wait: Wait) -> int:
+    async def wait_with_expiry(machine: Machine, wait: Wait) -> int:
         """``wait_for_at_least`` inside ``asyncio.timeout``, whose handle is kept."""
         async with asyncio.timeout(None) as expiry:
             wait.expiry = expiry
@@ -149,7 +153,7 @@ if sys.version_info >= (3, 11):
 
 else:
 
-    async def wait_with_expiry(machine: OrderedStateMachine[int], wait: Wait) -> int:
+    async def wait_with_expiry(machine: Machine, wait: Wait) -> int:
         """Not on 3.10: timeout waits are only started from 3.11 on."""
         raise NotImplementedError
 
@@ -159,6 +163,8 @@ class MachineModel(RuleBasedStateMachine):
 
     loop_name: ClassVar[str] = "asyncio"
     """Which of the tests' event loop implementations runs the tasks."""
+    machine_name: ClassVar[str] = "OrderedStateMachine"
+    """The machine under test: the plain one, or the thread-safe one."""
     timeouts: ClassVar[bool] = sys.version_info >= (3, 11)
     examples_run: ClassVar[int] = 0
     """Examples torn down since `test_machine_against_model` started."""
@@ -170,7 +176,7 @@ class MachineModel(RuleBasedStateMachine):
         super().__init__()
         self.loop = LOOP_FACTORIES[self.loop_name]()
         self.loop.set_debug(True)
-        self.machine = OrderedStateMachine(0)
+        self.machine = self.new_machine()
         # The model.
         self.state = 0
         self.causes: list[tuple[int, int, BaseException]] = []
@@ -181,6 +187,10 @@ class MachineModel(RuleBasedStateMachine):
         self.resumed: list[int] = []
 
     # -- the model's own rules ------------------------------------------------
+
+    def new_machine(self) -> Machine:
+        """The machine under test, at state 0."""
+        return OrderedStateMachine(0)
 
     def model_cause_past(self, state: int) -> BaseException | None:
         """The cause of the transition that moved past ``state`` (a linear scan)."""
@@ -469,18 +479,48 @@ class UvloopMachineModel(MachineModel):
     timeouts = False
 
 
+class ThreadSafeMachineModel(MachineModel):
+    """The thread-safe machine against the same model, on one loop.
+
+    Without the timeout waits: the model moves the machine while its loop is
+    not running, so the thread-safe machine hands each outcome to the loop
+    through call_soon_threadsafe, and it arrives one iteration later than the
+    plain machine's; which of a timeout and a value comes first then differs
+    from the plain machine, and the model cannot tell.
+    """
+
+    machine_name = "ThreadSafeOrderedStateMachine"
+    timeouts = False
+
+    @override
+    def new_machine(self) -> Machine:
+        return ThreadSafeOrderedStateMachine(0)
+
+
+class ThreadSafeUvloopMachineModel(UvloopMachineModel):
+    """The thread-safe machine against the same model, on uvloop."""
+
+    machine_name = "ThreadSafeOrderedStateMachine"
+
+    @override
+    def new_machine(self) -> Machine:
+        return ThreadSafeOrderedStateMachine(0)
+
+
+NO_UVLOOP = pytest.mark.skipif(
+    "uvloop" not in LOOP_FACTORIES, reason="uvloop is not installed"
+)
+
+
 @pytest.mark.parametrize(
     "model",
     [
         MachineModel,
-        pytest.param(
-            UvloopMachineModel,
-            marks=pytest.mark.skipif(
-                "uvloop" not in LOOP_FACTORIES, reason="uvloop is not installed"
-            ),
-        ),
+        pytest.param(UvloopMachineModel, marks=NO_UVLOOP),
+        ThreadSafeMachineModel,
+        pytest.param(ThreadSafeUvloopMachineModel, marks=NO_UVLOOP),
     ],
-    ids=["asyncio", "uvloop"],
+    ids=["asyncio", "uvloop", "threadsafe-asyncio", "threadsafe-uvloop"],
 )
 def test_machine_against_model(model: type[MachineModel]) -> None:
     """Random interleavings: the machine does exactly what the model says."""
@@ -488,4 +528,7 @@ def test_machine_against_model(model: type[MachineModel]) -> None:
     model.examples_run = 0
     run_state_machine_as_test(model, settings=settings)
     # The figure docs/reliability.md gives for the long run (pytest -rP shows it).
-    print(f"{model.loop_name}: {model.examples_run} examples run, none failed")  # noqa: T201
+    print(  # noqa: T201
+        f"{model.machine_name} on {model.loop_name}: "
+        f"{model.examples_run} examples run, none failed"
+    )

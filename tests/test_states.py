@@ -224,6 +224,31 @@ class TestLifetime:
         machine.state = 1
         assert await take(subscription, 1) == [1]
 
+    async def test_waiting_task_outpaced_by_another_waits_again(self) -> None:
+        """A task woken for a state that another task took first waits again.
+
+        Regression: it ended with StopAsyncIteration, as if the subscription
+        had been closed.
+        """
+        machine = OrderedStateMachine(0)
+        async with machine.states() as states:
+            assert await anext(states) == 0
+            waiting = asyncio.create_task(anext(states))
+            await steps()
+            machine.state = 1  # wakes the waiting task...
+            # ...but this task takes the state first, without waiting (so
+            # stepped by hand, not in a task of its own).
+            try:
+                anext(states).send(None)
+            except StopIteration as taken:
+                assert taken.value == 1  # noqa: PT017 (no ExceptionInfo cycle)
+            else:
+                pytest.fail("the state was buffered, but anext waited")
+            await steps()
+            assert not waiting.done()
+            machine.state = 2
+            assert await bounded(waiting) == 2
+
     async def test_one_consumer_at_a_time(self) -> None:
         """A second task waiting on the same subscription gets RuntimeError."""
         machine = OrderedStateMachine(0)

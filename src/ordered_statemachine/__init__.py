@@ -14,6 +14,7 @@ from ._enum import OrderedEnum
 from ._exceptions import OrderedStateSkipped
 from ._machine import MachineStatistics, OrderedStateMachine
 from ._subscription import StateSubscription
+from ._threadsafe import ThreadSafeOrderedStateMachine
 from ._typing import SupportsLessThan
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "OrderedStateSkipped",
     "StateSubscription",
     "SupportsLessThan",
+    "ThreadSafeOrderedStateMachine",
     "__version__",
 ]
 

@@ -544,7 +544,7 @@ class OrderedStateMachine(Generic[StateT]):
             except Exception as error:  # noqa: BLE001
                 # Its consumer cannot be resumed (its loop is closed, say):
                 # the subscription is closed.
-                feed.close()
+                feed.close(wake=False)
                 del attached.feeds[token]
                 self._rethreshold(attached)
                 report_undeliverable(waiter.get_loop(), waiter, error)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from asyncio import get_running_loop
 from collections import deque
-from typing import TYPE_CHECKING, Generic
+from typing import TYPE_CHECKING, Final, Generic
 
 from typing_extensions import Self, final
 
@@ -16,13 +17,24 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 
+class Nothing(enum.Enum):
+    """The type of `NOTHING`."""
+
+    NOTHING = enum.auto()
+
+
+NOTHING: Final = Nothing.NOTHING
+"""What `Feed.take` returns when no state is buffered."""
+
+
 class Feed(Generic[StateT]):
     """The states a machine has entered and a subscriber has not yet consumed.
 
     The machine holds the feed while the subscription is open, appends the
     states it enters to the buffer and resolves the waiter; the subscription
-    consumes from it. The feed never refers to either, so
-    dropping the subscription frees everything.
+    consumes through `take`, `park` and `unpark`. The feed never refers to
+    either, so dropping the subscription frees everything. This feed is for
+    one thread; `ThreadSafeOrderedStateMachine` uses a locked one.
     """
 
     __slots__ = ("buffer", "closed", "waiter")
@@ -34,23 +46,54 @@ class Feed(Generic[StateT]):
         self.waiter: asyncio.Future[None] | None = None
         """The future the consumer awaits while the buffer is empty."""
 
-    def wake(self) -> None:
-        """Resume the consumer if it waits."""
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def take(self) -> StateT | Nothing:
+        """Return the next state, or `NOTHING` if none is buffered yet.
 
-    def close(self) -> None:
-        """Drop the buffered states; the consumer gets no more."""
+        Raises StopAsyncIteration if the feed is closed.
+        """
+        if self.buffer:
+            return self.buffer.popleft()
+        if self.closed:
+            raise StopAsyncIteration
+        return NOTHING
+
+    def park(self) -> asyncio.Future[None]:
+        """Return a future for the consumer to await until a state comes.
+
+        Raises RuntimeError if another consumer is waiting already.
+        """
+        if self.waiter is not None:
+            raise second_consumer()
+        waiter = self.waiter = get_running_loop().create_future()
+        return waiter
+
+    def unpark(self) -> None:
+        """Forget the consumer's future: it has stopped waiting."""
+        self.waiter = None
+
+    def close(self, *, wake: bool = True) -> None:
+        """Drop the buffered states, and wake a waiting consumer to stop.
+
+        ``wake=False`` when the consumer cannot be woken (its loop is closed).
+        """
         self.closed = True
         self.buffer.clear()
+        waiter = self.waiter
+        if wake and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def second_consumer() -> RuntimeError:
+    """Return the error for a second task waiting on one subscription."""
+    return RuntimeError("another task is already waiting on this StateSubscription")
 
 
 @final
 class StateSubscription(Generic[StateT]):
     """An async iterator over the states an `OrderedStateMachine` enters.
 
-    Returned by `OrderedStateMachine.states`. It yields the state current when
+    Returned by `OrderedStateMachine.states` and
+    `ThreadSafeOrderedStateMachine.states`. It yields the state current when
     it was created, then every state the machine enters (by assignment,
     `~OrderedStateMachine.advance` or `~OrderedStateMachine.rewind`), in
     order, none skipped and none repeated, however slowly it is consumed: the
@@ -77,10 +120,11 @@ class StateSubscription(Generic[StateT]):
 
     def __repr__(self) -> str:
         """Show whether the subscription is open and how many states it holds."""
-        status = "closed" if self._feed.closed else "open"
+        feed = self._feed
+        status = "closed" if feed.closed else "open"
         return (
             f"<ordered_statemachine.StateSubscription {status} "
-            f"buffered={len(self._feed.buffer)}>"
+            f"buffered={len(feed.buffer)}>"
         )
 
     def __aiter__(self) -> Self:
@@ -98,22 +142,17 @@ class StateSubscription(Generic[StateT]):
 
         """
         feed = self._feed
-        buffer = feed.buffer
-        if not buffer:
-            if feed.closed:
-                raise StopAsyncIteration
-            if feed.waiter is not None:
-                msg = "another task is already waiting on this StateSubscription"
-                raise RuntimeError(msg)
-            feed.waiter = get_running_loop().create_future()
+        while True:
+            state = feed.take()  # StopAsyncIteration once closed
+            if state is not NOTHING:
+                return state
+            # Woken by a state (which a task that did not wait may take
+            # first: then wait again) or by closing.
+            waiter = feed.park()
             try:
-                await feed.waiter
+                await waiter
             finally:
-                feed.waiter = None
-            if not buffer:
-                # Only closing wakes a consumer without a state to give it.
-                raise StopAsyncIteration
-        return buffer.popleft()
+                feed.unpark()
 
     async def aclose(self) -> None:
         """Unsubscribe, drop the buffered states, and end the iteration.
@@ -147,6 +186,4 @@ class StateSubscription(Generic[StateT]):
             return
         self._unsubscribe = None
         unsubscribe()
-        feed = self._feed
-        feed.close()
-        feed.wake()
+        self._feed.close()

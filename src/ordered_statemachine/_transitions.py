@@ -51,25 +51,20 @@ def skipped(state: StateT, why: Record) -> OrderedStateSkipped[StateT]:
 
 
 def report_undeliverable(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any] | None,
-    error: Exception,
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], error: Exception
 ) -> None:
-    """Report that resuming ``future`` of ``loop`` raised ``error`` (it is dropped).
-
-    ``future`` is None for a subscriber that was not waiting.
-    """
+    """Report that resuming ``future`` of ``loop`` raised ``error`` (it is dropped)."""
     if loop.is_closed():
         # Its task can never run again; asyncio reports the task itself when
         # it is collected ("Task was destroyed but it is pending").
         return
-    context: dict[str, object] = {
-        "message": "OrderedStateMachine could not resume a waiter, and dropped it",
-        "exception": error,
-    }
-    if future is not None:
-        context["future"] = future
-    loop.call_exception_handler(context)
+    loop.call_exception_handler(
+        {
+            "message": "OrderedStateMachine could not resume a waiter, and dropped it",
+            "exception": error,
+            "future": future,
+        }
+    )
 
 
 class Attachments(WaiterQueue[StateT, HandleT]):

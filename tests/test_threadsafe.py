@@ -1,0 +1,686 @@
+"""``ThreadSafeOrderedStateMachine``: the contract, from any thread and any loop.
+
+On one loop it must behave exactly as ``OrderedStateMachine`` (the
+model-based test of test_model.py runs on both). Across threads and
+loops: every waiter is resumed on its own loop, blocking waits work from
+plain threads, and nothing that cannot be resumed, nor a misuse, disturbs
+the machine. The linearizability stress test is in test_threadsafe_stress.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pytest
+
+from helpers import (
+    LOOP_FACTORIES,
+    TIMEOUT,
+    Conn,
+    LoopThread,
+    bounded,
+    steps,
+    until,
+    until_blocking,
+)
+from ordered_statemachine import (
+    OrderedStateSkipped,
+    StateSubscription,
+    ThreadSafeOrderedStateMachine,
+)
+from ordered_statemachine import _threadsafe as threadsafe_module  # pyright: ignore[reportPrivateUsage]
+
+if TYPE_CHECKING:
+    import contextvars
+    from collections.abc import Callable, Iterator
+    from concurrent.futures import Future
+
+
+@pytest.fixture(params=sorted(LOOP_FACTORIES))
+def other_loop(request: pytest.FixtureRequest) -> Iterator[LoopThread]:
+    """An event loop (asyncio's or uvloop) running in a thread of its own."""
+    loop_thread = LoopThread(request.param)
+    try:
+        yield loop_thread
+    finally:
+        loop_thread.close()
+
+
+# -- on one loop: the same contract ---------------------------------------------
+
+
+class TestSameContractOnOneLoop:
+    """On one loop it behaves as ``OrderedStateMachine``.
+
+    test_model.py runs the model-based test on both machines; these are the
+    parts of the contract the model does not draw.
+    """
+
+    def test_sanity_check_of_the_initial_state(self) -> None:
+        """An unordered initial state is refused as by the plain machine."""
+        with pytest.raises(TypeError, match="states must be ordered"):
+            ThreadSafeOrderedStateMachine(float("nan"))
+        with pytest.raises(TypeError, match="states must be ordered"):
+            ThreadSafeOrderedStateMachine(object())  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]
+
+    async def test_causes_and_their_tracebacks(self) -> None:
+        """A skip is chained to its cause, with the recorded traceback."""
+        machine = ThreadSafeOrderedStateMachine(Conn.READY)
+        pending = asyncio.create_task(machine.wait_for(Conn.OPEN))
+        await steps()
+        try:
+            msg = "refused"
+            raise ConnectionRefusedError(msg)  # noqa: TRY301
+        except ConnectionRefusedError as exc:
+            machine.advance(Conn.CLOSED, cause=exc)
+            refused, recorded = exc, exc.__traceback__
+        for wait in (pending, machine.wait_for(Conn.CLOSING)):
+            with pytest.raises(OrderedStateSkipped) as info:
+                await bounded(wait)
+            assert info.value.__cause__ is refused
+            assert refused.__traceback__ is recorded
+        with pytest.raises(TypeError, match="cause must be an exception"):
+            machine.advance(Conn.CLOSED, cause="refused")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        assert machine.statistics().causes == 1
+        machine.rewind(Conn.READY)
+        assert machine.statistics().causes == 0
+
+    def test_repr(self) -> None:
+        """The repr shows the class, the state and the waiters."""
+        machine = ThreadSafeOrderedStateMachine(Conn.READY)
+        assert repr(machine) == (
+            "<ordered_statemachine.ThreadSafeOrderedStateMachine "
+            "state=<Conn.READY: 0> waiters=0>"
+        )
+
+
+# -- across threads and loops ---------------------------------------------------
+
+
+class TestAcrossThreads:
+    """Transitions from other threads, waiters on other loops."""
+
+    async def test_assignment_from_another_thread_wakes_this_loop(self) -> None:
+        """A plain thread assigns; the waiter resumes here, through the loop."""
+        asyncio.get_running_loop().set_debug(True)
+        machine = ThreadSafeOrderedStateMachine(Conn.READY)
+        waiter = asyncio.create_task(machine.wait_for_at_least(Conn.OPEN))
+        await steps()
+        thread = threading.Thread(target=lambda: setattr(machine, "state", Conn.OPEN))
+        thread.start()
+        thread.join(TIMEOUT)
+        assert await bounded(waiter) is Conn.OPEN
+
+    async def test_each_waiter_resumes_on_its_own_loop(
+        self, other_loop: LoopThread
+    ) -> None:
+        """Waiters on two loops in two threads, one transition from a third."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        where: dict[str, str] = {}
+
+        async def wait(name: str) -> int:
+            reached = await machine.wait_for_at_least(2)
+            where[name] = threading.current_thread().name
+            return reached
+
+        there = other_loop.submit(wait("there"))
+        here = asyncio.create_task(wait("here"))
+        await until(lambda: machine.statistics().waiters == 2)
+        thread = threading.Thread(target=machine.advance, args=(3,), name="advancer")
+        thread.start()
+        thread.join(TIMEOUT)
+        assert await bounded(here) == 3
+        assert there.result(TIMEOUT) == 3
+        assert where == {
+            "here": threading.current_thread().name,
+            "there": other_loop.thread.name,
+        }
+        assert machine.statistics().waiters == 0
+
+    async def test_subscription_sees_every_state_from_other_threads(self) -> None:
+        """States entered by other threads reach a subscriber in order."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        seen: list[int] = []
+
+        async def consume() -> None:
+            async with machine.states() as states:
+                async for state in states:
+                    seen.append(state)
+                    if state == 50:
+                        return
+
+        consumer = asyncio.create_task(consume())
+        await steps()
+
+        def advance() -> None:
+            for state in range(1, 51):
+                if state % 10 == 0:
+                    machine.rewind(state - 5)
+                machine.state = state
+
+        thread = threading.Thread(target=advance)
+        thread.start()
+        thread.join(TIMEOUT)
+        await bounded(consumer)
+        expected = [0]
+        for state in range(1, 51):
+            if state % 10 == 0:
+                expected.append(state - 5)
+            expected.append(state)
+        assert seen == expected
+        assert machine.statistics().subscribers == 0
+
+    async def test_subscribed_in_one_thread_consumed_on_another_loop(
+        self, other_loop: LoopThread
+    ) -> None:
+        """Any thread subscribes; any loop consumes; a third thread advances."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        subscriptions: list[StateSubscription[int]] = []
+        thread = threading.Thread(target=lambda: subscriptions.append(machine.states()))
+        thread.start()
+        thread.join(TIMEOUT)
+        (subscription,) = subscriptions
+
+        async def consume() -> list[int]:
+            seen: list[int] = []
+            async with subscription as states:
+                async for state in states:
+                    seen.append(state)
+                    if state == 3:
+                        return seen
+            return seen
+
+        consumed = other_loop.submit(consume())
+        for state in (1, 2, 3):
+            advancer = threading.Thread(target=machine.advance, args=(state,))
+            advancer.start()
+            advancer.join(TIMEOUT)
+        assert consumed.result(TIMEOUT) == [0, 1, 2, 3]
+        assert machine.statistics().subscribers == 0
+
+    async def test_one_consumer_at_a_time(self) -> None:
+        """A second task waiting on one subscription is refused, as usual."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        async with machine.states() as states:
+            assert await anext(states) == 0
+            first = asyncio.create_task(anext(states))
+            await steps()
+            with pytest.raises(RuntimeError, match="another task is already waiting"):
+                await anext(states)
+            machine.state = 1
+            assert await bounded(first) == 1
+
+
+class RecordingLoop(asyncio.SelectorEventLoop):
+    """An event loop that records, by name, each call of call_soon_threadsafe."""
+
+    def __init__(self, name: str, record: list[str]) -> None:
+        super().__init__()
+        self.name = name
+        self.record = record
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[..., object],
+        *args: object,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        """Record the call, then schedule as asyncio does."""
+        self.record.append(self.name)
+        return super().call_soon_threadsafe(callback, *args, context=context)
+
+
+class TestFifoAcrossLoops:
+    """One transition resumes the waiters of every loop in FIFO order."""
+
+    def test_deliveries_follow_the_order_of_waiting(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Waiters on two loops and a blocked thread, interleaved: in that order."""
+        deliveries: list[str] = []
+        loops = [RecordingLoop(name, deliveries) for name in "AB"]
+        threads = [threading.Thread(target=loop.run_forever) for loop in loops]
+        for thread in threads:
+            thread.start()
+        wake_thread = threadsafe_module._wake_thread  # pyright: ignore[reportPrivateUsage]
+
+        def recorded_wake(waiter: Any, outcome: object) -> None:  # noqa: ANN401
+            deliveries.append("thread")
+            wake_thread(waiter, outcome)
+
+        monkeypatch.setattr(threadsafe_module, "_wake_thread", recorded_wake)
+        machine = ThreadSafeOrderedStateMachine(0)
+        try:
+            results: list[object] = []
+            blocked = threading.Thread(
+                target=lambda: results.append(machine.wait_for_at_least_blocking(1))
+            )
+            order = ["A", "B", "thread", "A", "B"]
+
+            def waiting(count: int) -> Callable[[], bool]:
+                return lambda: machine.statistics().waiters == count
+
+            waits: list[Future[None]] = []
+            for number, where in enumerate(order, 1):
+                if where == "thread":
+                    blocked.start()
+                else:
+                    loop = loops["AB".index(where)]
+                    waits.append(
+                        asyncio.run_coroutine_threadsafe(machine.wait_for(1), loop)
+                    )
+                # One at a time, so that the order of waiting is known.
+                until_blocking(waiting(number))
+            deliveries.clear()  # run_coroutine_threadsafe's own calls
+            machine.state = 1  # delivers from this thread, before it returns
+            assert deliveries == order
+            blocked.join(TIMEOUT)
+            assert results == [1]
+            for wait in waits:
+                wait.result(TIMEOUT)
+        finally:
+            for loop in loops:
+                loop.call_soon_threadsafe(loop.stop)
+            for thread in threads:
+                thread.join(TIMEOUT)
+            for loop in loops:
+                loop.close()
+
+
+class TestBlockingWaits:
+    """``wait_for_blocking`` and ``wait_for_at_least_blocking``, from plain threads."""
+
+    def test_immediate_outcomes(self) -> None:
+        """Reached, passed, unordered: at once, as the async waits."""
+        machine = ThreadSafeOrderedStateMachine(2)
+        machine.advance(3, cause=RuntimeError("why"))
+        machine.wait_for_blocking(3)
+        assert machine.wait_for_at_least_blocking(1) == 3
+        with pytest.raises(OrderedStateSkipped) as info:
+            machine.wait_for_blocking(2)
+        assert str(info.value.__cause__) == "why"
+        for wait in (machine.wait_for_blocking, machine.wait_for_at_least_blocking):
+            with pytest.raises(TypeError, match="states must be ordered"):
+                wait(float("nan"))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        assert machine.statistics().waiters == 0
+
+    @pytest.mark.parametrize("kind", ["exact", "at least"])
+    def test_woken_by_another_thread(self, kind: str) -> None:
+        """A thread blocks; another enters the state; the first gets the outcome."""
+        machine = ThreadSafeOrderedStateMachine(Conn.READY)
+        outcome: list[object] = []
+
+        def wait() -> None:
+            try:
+                if kind == "exact":
+                    machine.wait_for_blocking(Conn.OPEN, timeout=TIMEOUT)
+                    outcome.append("entered")
+                else:
+                    outcome.append(
+                        machine.wait_for_at_least_blocking(Conn.OPEN, timeout=TIMEOUT)
+                    )
+            except OrderedStateSkipped as exc:
+                outcome.append(exc.__cause__)
+
+        for target, cause in ((Conn.OPEN, None), (Conn.CLOSED, EOFError())):
+            machine.rewind(Conn.READY)
+            outcome.clear()
+            thread = threading.Thread(target=wait)
+            thread.start()
+            until_blocking(lambda: machine.statistics().waiters == 1)
+            machine.advance(target, cause=cause)
+            thread.join(TIMEOUT)
+            if kind == "exact":
+                assert outcome == (["entered"] if cause is None else [cause])
+            else:
+                assert outcome == [target]
+
+    def test_timeout_leaves_nothing_behind(self) -> None:
+        """TimeoutError after the timeout; the waiter is gone."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        with pytest.raises(TimeoutError, match=r"not reached within 0\.01 s"):
+            machine.wait_for_blocking(1, timeout=0.01)
+        with pytest.raises(TimeoutError):
+            machine.wait_for_at_least_blocking(1, timeout=0)
+        assert machine.statistics().waiters == 0
+        machine.state = 1  # nobody left to resolve
+
+    async def test_blocked_waiter_among_waiters_that_give_up(self) -> None:
+        """Waiters that give up around a blocked thread leave it waiting, then woken."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        outcome: list[int] = []
+        blocked = threading.Thread(
+            target=lambda: outcome.append(
+                machine.wait_for_at_least_blocking(9, timeout=TIMEOUT)
+            )
+        )
+        blocked.start()
+        await until(lambda: machine.statistics().waiters == 1)
+        tasks = [asyncio.create_task(machine.wait_for(t)) for t in (2, 9, 9)]
+        await steps()
+        tasks[0].cancel()  # its slot (the least) stays, dead
+        await steps()
+        machine.state = 3  # removes the dead slot
+        for task in tasks[1:]:
+            task.cancel()  # the queue is rebuilt without them
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert machine.statistics().waiters == 1
+        machine.state = 9
+        blocked.join(TIMEOUT)
+        assert outcome == [9]
+        assert machine.statistics().waiters == 0
+
+    def test_equal_assignments_change_nothing(self) -> None:
+        """Assigning or advancing to the current state is a no-op, as usual."""
+        machine = ThreadSafeOrderedStateMachine(Conn.OPEN)
+        machine.state = Conn.OPEN
+        machine.advance(Conn.OPEN, cause=RuntimeError())
+        machine.advance(Conn.OPEN)
+        assert machine.statistics() == type(machine.statistics())(Conn.OPEN, 0, 0, 0)
+
+    def test_interrupted_in_this_thread(self) -> None:
+        """SIGINT to this (the main) thread, blocked in a wait: nothing left."""
+        if threading.current_thread() is not threading.main_thread():
+            pytest.skip("signals reach the main thread only")
+        machine = ThreadSafeOrderedStateMachine(0)
+
+        def interrupt() -> None:
+            until_blocking(lambda: machine.statistics().waiters == 1)
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+        helper = threading.Thread(target=interrupt)
+        helper.start()
+        with pytest.raises(KeyboardInterrupt):
+            machine.wait_for_blocking(1, timeout=TIMEOUT)
+        helper.join(TIMEOUT)
+        assert machine.statistics().waiters == 0
+
+    @pytest.mark.parametrize("timeout", [-1, float("nan"), float("inf")])
+    def test_bad_timeout(self, timeout: float) -> None:
+        """A timeout that is not a finite number of seconds >= 0 is refused."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        with pytest.raises(ValueError, match="timeout must be None or a finite"):
+            machine.wait_for_blocking(1, timeout=timeout)
+        assert machine.statistics().waiters == 0
+
+    async def test_refused_inside_a_running_loop(self) -> None:
+        """Blocking the loop would deadlock it: a clear error, at once."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        for wait in (machine.wait_for_blocking, machine.wait_for_at_least_blocking):
+            with pytest.raises(RuntimeError, match="would block the event loop"):
+                wait(1)
+        assert machine.statistics().waiters == 0
+
+    def test_decided_as_it_times_out(self) -> None:
+        """A transition that decides the wait just before its timeout expires wins.
+
+        The waiter's timeout expires while a transition has decided its
+        outcome but not yet delivered it: it returns the outcome, not
+        TimeoutError.
+        """
+        machine = ThreadSafeOrderedStateMachine(0)
+        # The race is inside it.
+        give_up = ThreadSafeOrderedStateMachine[int]._give_up  # pyright: ignore[reportPrivateUsage]
+
+        def give_up_after_a_transition(
+            self: ThreadSafeOrderedStateMachine[int],
+            waiter: Any,  # noqa: ANN401
+        ) -> bool:
+            self.state = 5  # decided now, after the waiter timed out
+            return give_up(self, waiter)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                ThreadSafeOrderedStateMachine, "_give_up", give_up_after_a_transition
+            )
+            assert machine.wait_for_at_least_blocking(1, timeout=0.001) == 5
+        assert machine.statistics().waiters == 0
+
+
+class TestInterrupt:
+    """Ctrl-C interrupts a blocking wait in the main thread."""
+
+    @pytest.mark.slow
+    def test_keyboard_interrupt_leaves_nothing_behind(self) -> None:
+        """SIGINT raises KeyboardInterrupt from the wait, and no waiter is left."""
+        program = textwrap.dedent(
+            """
+            import os, signal, threading, time
+            from ordered_statemachine import ThreadSafeOrderedStateMachine
+
+            machine = ThreadSafeOrderedStateMachine(0)
+
+            def interrupt():
+                while machine.statistics().waiters < 1:
+                    time.sleep(0.001)
+                os.kill(os.getpid(), signal.SIGINT)
+
+            threading.Thread(target=interrupt, daemon=True).start()
+            try:
+                machine.wait_for_blocking(1, timeout=30)
+            except KeyboardInterrupt:
+                print("interrupted", machine.statistics().waiters)
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "interrupted 0\n"
+
+
+class TestNothingDisturbs:
+    """Misuse, closed loops, and collection leave the machine as it was."""
+
+    pytestmark = pytest.mark.asyncio_log("Task was destroyed but it is pending")
+
+    @pytest.mark.parametrize("how", ["assign", "advance"])
+    def test_comparison_that_uses_its_machine(self, how: str) -> None:
+        """A re-entrant comparison gets RuntimeError; the machine is unchanged."""
+
+        class Meddler:
+            machine: ClassVar[ThreadSafeOrderedStateMachine[Meddler] | None] = None
+
+            def __init__(self, value: int) -> None:
+                self.value = value
+
+            def __lt__(self, other: Meddler) -> bool:
+                meddled = Meddler.machine
+                if meddled is not None:
+                    if how == "assign":
+                        meddled.state = Meddler(100)
+                    else:
+                        meddled.advance(Meddler(100))
+                return self.value < other.value
+
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Meddler) and other.value == self.value
+
+            def __hash__(self) -> int:
+                return self.value
+
+        machine = ThreadSafeOrderedStateMachine(Meddler(0))
+        Meddler.machine = machine
+        with pytest.raises(RuntimeError, match="must not use the machine"):
+            machine.state = Meddler(1)
+        with pytest.raises(RuntimeError, match="must not use the machine"):
+            machine.advance(Meddler(1), cause=RuntimeError())
+        Meddler.machine = None
+        assert machine.state.value == 0
+        assert machine.statistics().causes == 0
+        machine.state = Meddler(1)  # the lock was released
+        assert machine.state.value == 1
+
+    async def test_subscription_collected_in_the_middle_of_an_operation(self) -> None:
+        """A subscription collected while the machine's lock is held closes later.
+
+        Its finalizer runs inside the operation (here, a comparison drops the
+        last reference): it neither deadlocks nor disturbs the operation, and
+        the closed subscription is gone by the next look at the subscribers.
+        """
+        subscriptions: list[StateSubscription[Dropper]] = []
+
+        class Dropper:
+            def __init__(self, value: int) -> None:
+                self.value = value
+
+            def __lt__(self, other: Dropper) -> bool:
+                subscriptions.clear()  # the subscription's __del__ runs now
+                return self.value < other.value
+
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Dropper) and other.value == self.value
+
+            def __hash__(self) -> int:
+                return self.value
+
+        machine = ThreadSafeOrderedStateMachine(Dropper(0))
+        subscriptions.append(machine.states())
+        machine.state = Dropper(1)
+        assert not subscriptions
+        assert machine.state.value == 1
+        assert machine.statistics().subscribers == 0
+
+    async def test_waiter_and_subscriber_on_a_closed_loop_are_dropped(
+        self, other_loop: LoopThread
+    ) -> None:
+        """A loop closed with a waiter and a subscriber on it disturbs nothing."""
+        machine = ThreadSafeOrderedStateMachine(0)
+
+        async def subscribe_and_wait() -> None:
+            async with machine.states() as states:
+                async for _ in states:
+                    pass
+
+        other_loop.submit(machine.wait_for_at_least(1))
+        other_loop.submit(subscribe_and_wait())
+        here = asyncio.create_task(machine.wait_for_at_least(1))
+        await until(lambda: machine.statistics().waiters == 2)
+        other_loop.loop.call_soon_threadsafe(other_loop.loop.stop)
+        other_loop.thread.join(TIMEOUT)
+        other_loop.loop.close()
+        assert machine.statistics().subscribers == 1
+        machine.state = 1  # must not raise
+        assert await bounded(here) == 1
+        assert machine.statistics().waiters == 0
+        machine.state = 2  # the closed subscription is gone by now
+        assert machine.statistics().subscribers == 0
+
+    async def test_interrupted_delivery_is_finished_by_the_next_operation(
+        self,
+    ) -> None:
+        """A KeyboardInterrupt while delivering loses no wake-up.
+
+        The deliveries left are made by the next operation that delivers.
+        """
+        loop = asyncio.get_running_loop()
+        machine = ThreadSafeOrderedStateMachine(0)
+
+        class Interrupting(asyncio.Future[object]):
+            def set_result(self, result: object, /) -> None:
+                del result
+                raise KeyboardInterrupt
+
+        bad_waiter = machine.wait_for_at_least(1)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(loop, "create_future", lambda: Interrupting(loop=loop))
+            bad = asyncio.ensure_future(bad_waiter)
+            await steps()
+        good = asyncio.create_task(machine.wait_for_at_least(1))
+        await steps()
+        with pytest.raises(KeyboardInterrupt):
+            machine.state = 1
+        assert not good.done()
+        machine.rewind(1)  # an equal rewind: delivers what was left
+        assert await bounded(good) == 1
+        bad.cancel()
+        await asyncio.gather(bad, return_exceptions=True)
+
+    async def test_closing_wakes_a_waiting_consumer(
+        self, other_loop: LoopThread
+    ) -> None:
+        """aclose() ends a consumer waiting on this loop or on another."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        for where in ("here", "there"):
+            subscription = machine.states()
+            assert await anext(subscription) == 0
+
+            async def drain(states: StateSubscription[int] = subscription) -> list[int]:
+                return [state async for state in states]
+
+            if where == "here":
+                drained = asyncio.ensure_future(drain())
+                await steps()
+                await subscription.aclose()
+                assert await bounded(drained) == []
+            else:
+                there = other_loop.submit(drain())
+                # Parked on the other loop: no public view shows that moment.
+                feed = subscription._feed  # pyright: ignore[reportPrivateUsage]
+
+                def parked(feed: object = feed) -> bool:
+                    return getattr(feed, "waiter", None) is not None
+
+                await until(parked)
+                await subscription.aclose()
+                assert there.result(TIMEOUT) == []
+        assert machine.statistics().subscribers == 0
+
+    async def test_dropped_subscription_unsubscribes(self) -> None:
+        """A subscription collected without being closed leaves the machine."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        subscription = machine.states()
+        watch = weakref.ref(subscription)
+        del subscription
+        gc.collect()
+        assert watch() is None
+        assert machine.statistics().subscribers == 0
+
+    async def test_cancelled_waits_leave_nothing(self) -> None:
+        """Cancelled waits, lone or many, resolved or not, leave no waiter."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        tasks = [asyncio.create_task(machine.wait_for(t)) for t in (1, 1, 2, 3)]
+        await steps()
+        tasks[0].cancel()
+        machine.state = 1
+        tasks[1].cancel()  # resolved, then cancelled before it resumed
+        tasks[2].cancel()
+        await asyncio.gather(*tasks[:3], return_exceptions=True)
+        assert [t.cancelled() for t in tasks[:3]] == [True, True, True]
+        assert machine.statistics().waiters == 1
+        tasks[3].cancel()
+        await asyncio.gather(tasks[3], return_exceptions=True)
+        assert machine.statistics().waiters == 0
+
+
+def test_message_names_the_class() -> None:
+    """A backward assignment names the thread-safe machine."""
+    machine = ThreadSafeOrderedStateMachine(2)
+    with pytest.raises(
+        ValueError,
+        match=re.escape("cannot rewind ThreadSafeOrderedStateMachine from 2 to 1"),
+    ):
+        machine.state = 1
+    with pytest.raises(ValueError, match="cannot forward using rewind"):
+        machine.rewind(3)
+    with pytest.raises(TypeError, match="states must be ordered"):
+        machine.rewind(float("nan"))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    nan: Any = float("nan")
+    with pytest.raises(TypeError, match="states must be ordered"):
+        machine.state = nan
+    with pytest.raises(TypeError, match="states must be ordered"):
+        machine.advance(nan, cause=RuntimeError())
+    assert machine.statistics() == type(machine.statistics())(2, 0, 0, 0)
