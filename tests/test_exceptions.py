@@ -62,7 +62,7 @@ class TestOrderedStateSkipped:
             pytest.param(Conn.CLOSING, "Conn.CLOSING", id="IntEnum"),
             pytest.param(Link.OPEN, "Link.OPEN", id="OrderedEnum"),
             pytest.param(Plain.RED, "Plain.RED", id="Enum"),
-            pytest.param(Perm(0), "<Perm: 0>", id="Flag without a name"),
+            pytest.param(Perm(0), repr(Perm(0)), id="Flag without a name"),
             pytest.param(2, "2", id="int"),
             pytest.param("open", "'open'", id="str"),
             pytest.param((1, "a"), "(1, 'a')", id="tuple"),

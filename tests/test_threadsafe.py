@@ -103,6 +103,16 @@ class TestSameContractOnOneLoop:
         )
 
 
+class BrokenFuture(asyncio.Future[Any]):
+    """A future whose resolution fails, as a faulty custom loop's might."""
+
+    def set_result(self, result: object, /) -> None:
+        """Refuse."""
+        del result
+        msg = "this future cannot be resolved"
+        raise RuntimeError(msg)
+
+
 # -- across threads and loops ---------------------------------------------------
 
 
@@ -608,6 +618,60 @@ class TestNothingDisturbs:
         assert await bounded(good) == 1
         bad.cancel()
         await asyncio.gather(bad, return_exceptions=True)
+
+    async def test_state_between_an_empty_take_and_parking(self) -> None:
+        """A state that comes after the consumer found nothing is not missed.
+
+        The consumer takes (nothing), then parks: a state entered in between
+        (here, by the loop's create_future, which parking calls first) makes
+        parking return at once.
+        """
+        loop = asyncio.get_running_loop()
+        machine = ThreadSafeOrderedStateMachine(0)
+        async with machine.states() as states:
+            assert await anext(states) == 0
+            real = loop.create_future
+
+            def entering_first() -> asyncio.Future[Any]:
+                machine.state = 1
+                return real()
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(loop, "create_future", entering_first)
+                assert await bounded(anext(states)) == 1
+
+    async def test_deliveries_made_while_delivering(self) -> None:
+        """What an operation decides while another delivers is delivered too, after.
+
+        A delivery's exception handler (user code, run by the deliverer) moves
+        the machine again: its deliveries wait for the current batch, and the
+        deliverer makes them next.
+        """
+        loop = asyncio.get_running_loop()
+        machine = ThreadSafeOrderedStateMachine(0)
+        reported: list[object] = []
+
+        def handler(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            reported.append(context["exception"])
+            machine.state = 2  # while the first batch is being delivered
+
+        broken_wait = machine.wait_for_at_least(1)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(loop, "create_future", lambda: BrokenFuture(loop=loop))
+            broken = asyncio.ensure_future(broken_wait)
+            await steps()
+        second = asyncio.create_task(machine.wait_for(2))
+        await steps()
+        loop.set_exception_handler(handler)
+        try:
+            machine.state = 1
+        finally:
+            loop.set_exception_handler(None)
+        assert len(reported) == 1
+        await bounded(second)
+        assert machine.state == 2
+        broken.cancel()
+        await asyncio.gather(broken, return_exceptions=True)
 
     async def test_closing_wakes_a_waiting_consumer(
         self, other_loop: LoopThread
