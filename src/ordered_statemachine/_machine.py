@@ -18,7 +18,7 @@ from ._typing import StateT
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ._transitions import Record
 
@@ -555,3 +555,59 @@ class OrderedStateMachine(Generic[StateT]):
         # A subscription dropped by _publish has nothing left to unsubscribe.
         if attached.feeds.pop(token, None) is not None:
             self._rethreshold(attached)
+
+
+def fail_pending(
+    machine: OrderedStateMachine[StateT],
+    error: Callable[[], BaseException],
+    spare: Callable[[StateT, bool], bool] | None = None,
+) -> None:
+    """End pending waits and every open subscription of ``machine`` with ``error()``.
+
+    For a machine that mirrors one whose history cannot be followed in full
+    (see ``ordered_statemachine.redis``). A pending wait for ``target`` is
+    kept, in its place in the FIFO order, if ``spare(target, exact)`` is
+    true (``exact`` for `OrderedStateMachine.wait_for`); without ``spare``,
+    none is. The machine keeps its state and causes.
+
+    Raises what ``spare`` or comparing the kept targets raises, with nothing
+    changed.
+    """
+    # The machine's own module, reaching into it on purpose.
+    attached = machine._attached  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+    if attached is None:
+        return
+    # Every pending waiter, oldest first: (tag, target, future).
+    waiting: list[tuple[int, StateT, asyncio.Future[Any]]] = []
+    if attached.single is not None:
+        target = attached.least
+        assert target is not None  # set with single
+        waiting.append((attached.single_kind, target, attached.single))
+    else:
+        for columns in zip(
+            attached.targets, attached.handles, attached.tags, strict=True
+        ):
+            waiting.extend(
+                (tag, target, future)
+                for target, future, tag in zip(*columns, strict=True)
+            )
+        waiting.sort(key=lambda waiter: waiter[0])
+    waiting = [waiter for waiter in waiting if not waiter[2].done()]
+    failed = waiting
+    # A fresh queue, which still counts the waits cancelled whose tasks have
+    # not run: each discards itself from it when it does.
+    kept: _Attachments[StateT] = Attachments()
+    kept.causes = attached.causes
+    kept.live = attached.waiters - len(waiting)
+    if spare is not None:
+        spared = [spare(target, tag & KIND == EXACT) for tag, target, _ in waiting]
+        failed = [w for w, keep in zip(waiting, spared, strict=True) if not keep]
+        for (tag, target, future), keep in zip(waiting, spared, strict=True):
+            if keep:
+                kept.push(future, target, tag & KIND)
+    machine._attached = kept  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+    machine._rethreshold(kept)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+    for _, _, future in failed:
+        future.set_exception(error())
+    for feed in attached.feeds.values():
+        feed.fail(error())

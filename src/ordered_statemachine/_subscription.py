@@ -37,25 +37,35 @@ class Feed(Generic[StateT]):
     one thread; `ThreadSafeOrderedStateMachine` uses a locked one.
     """
 
-    __slots__ = ("buffer", "closed", "waiter")
+    __slots__ = ("buffer", "closed", "error", "waiter")
 
     def __init__(self, first: StateT) -> None:
         """Start a feed whose first state is ``first``."""
         self.buffer: deque[StateT] = deque((first,))
         self.closed: bool = False
+        self.error: BaseException | None = None
+        """Why the machine ended the feed, if it did (see `fail`)."""
         self.waiter: asyncio.Future[None] | None = None
         """The future the consumer awaits while the buffer is empty."""
 
     def take(self) -> StateT | Nothing:
         """Return the next state, or `NOTHING` if none is buffered yet.
 
-        Raises StopAsyncIteration if the feed is closed.
+        Raises StopAsyncIteration if the feed is closed, or the error it was
+        failed with.
         """
         if self.buffer:
             return self.buffer.popleft()
         if self.closed:
+            if self.error is not None:
+                raise self.error
             raise StopAsyncIteration
         return NOTHING
+
+    def fail(self, error: BaseException) -> None:
+        """End the feed: its consumer gets ``error`` (the machine's history is lost)."""
+        self.error = error
+        self.close()
 
     def park(self) -> asyncio.Future[None]:
         """Return a future for the consumer to await until a state comes.
