@@ -22,10 +22,12 @@ import hypothesis
 import pytest
 
 from helpers import LOOP_FACTORIES
+from redis_servers import RedisServer
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
+    from pathlib import Path
 
 hypothesis.settings.register_profile("dev", max_examples=100, deadline=None)
 hypothesis.settings.register_profile(
@@ -97,3 +99,35 @@ def no_asyncio_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     messages = [record.getMessage() for record in recorder.records]
     unexpected = [message for message in messages if not message.startswith(allowed)]
     assert not unexpected, f"asyncio logged: {unexpected}"
+
+
+@pytest.fixture
+async def start_redis(tmp_path: Path) -> AsyncIterator[Callable[..., RedisServer]]:
+    """Start redis-servers on 127.0.0.1: ``start_redis(appendonly=..., save=...)``.
+
+    The options are `RedisServer`'s. Each server's clients are closed and the
+    server stopped after the test, whatever its outcome.
+    """
+    made: list[RedisServer] = []
+
+    def start(*, appendonly: bool = False, save: str = "") -> RedisServer:
+        directory = tmp_path / f"redis{len(made)}"
+        server = RedisServer(directory, appendonly=appendonly, save=save)
+        made.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in made:
+            try:
+                await server.aclose_clients()
+            finally:
+                server.stop()
+
+
+@pytest.fixture
+def redis_server(start_redis: Callable[..., RedisServer]) -> RedisServer:
+    """A fresh redis-server on 127.0.0.1 (persistence off), stopped after the test."""
+    return start_redis()
