@@ -36,9 +36,9 @@ import secrets
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Generic, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, cast, overload
 
-from typing_extensions import Self, final
+from typing_extensions import Self, TypeVar, final
 
 from ordered_statemachine._exceptions import backwards, check_cause, forwards
 from ordered_statemachine._machine import (
@@ -73,9 +73,13 @@ if TYPE_CHECKING:
     import redis.asyncio
     import redis.asyncio.cluster
 
+    from ordered_statemachine._enum import OrderedEnum
     from ordered_statemachine._subscription import StateSubscription
 
     RedisClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+EncodableT = TypeVar("EncodableT", bound="OrderedEnum | int | str")
+"""A state type with a codec of its own (`enum.IntEnum` is an int)."""
 
 _log = logging.getLogger("ordered_statemachine.redis")
 _NAME: Final = "RedisOrderedStateMachine"
@@ -987,6 +991,14 @@ class RedisStateMachines:
         """Close the hub (see `aclose`)."""
         await self.aclose()
 
+    @overload
+    async def open(
+        self, name: str, initial_state: EncodableT, *, codec: None = None
+    ) -> RedisOrderedStateMachine[EncodableT]: ...
+    @overload
+    async def open(
+        self, name: str, initial_state: StateT, *, codec: StateCodec[StateT]
+    ) -> RedisOrderedStateMachine[StateT]: ...
     async def open(
         self,
         name: str,
