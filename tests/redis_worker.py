@@ -35,15 +35,17 @@ async def wait(
     machine: RedisOrderedStateMachine[int], index: int, target: int, *, exact: bool
 ) -> Outcome:
     """Wait for ``target`` on ``machine``; return what happened and when it began."""
-    # No await between reading seq and the wait's start: the wait begins
-    # exactly after transition ``seq`` of the server's log.
+    # Nothing runs between reading seq and the wait's start (awaited
+    # directly, not through asyncio.wait_for, which on 3.10 and 3.11 starts
+    # it in a task of its own, later): the wait begins exactly after
+    # transition ``seq`` of the server's log. main bounds it.
     start = machine.seq
     kind = "exact" if exact else "least"
     try:
         if exact:
-            await asyncio.wait_for(machine.wait_for(target), TIMEOUT)
+            await machine.wait_for(target)
             return ("wait", index, kind, target, start, "entered", None)
-        value = await asyncio.wait_for(machine.wait_for_at_least(target), TIMEOUT)
+        value = await machine.wait_for_at_least(target)
     except OrderedStateSkipped:
         return ("wait", index, kind, target, start, "skipped", None)
     return ("wait", index, kind, target, start, "reached", value)
