@@ -292,6 +292,8 @@ class _Followed(Generic[StateT]):
         default_factory=lambda: deque(maxlen=_RECENT)
     )
     """The last transitions followed (seq, chain), to check a late copy."""
+    own: object = None
+    """The entry of this process's last move, as the server replied with it."""
     mirror: OrderedStateMachine[StateT] | None = None
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     opened: asyncio.Future[None] = field(
@@ -465,8 +467,11 @@ class RedisOrderedStateMachine(Generic[StateT]):
             raise forwards(current, new_state)
         # Followed at once, not when the notification comes: read your own
         # writes. The notification is then a duplicate.
-        if outcome == "ok" and not hub.apply(followed, _Entry.parse(reply[1])):
-            await hub.catch_up(followed)
+        if outcome == "ok":
+            if hub.apply(followed, _Entry.parse(reply[1])):
+                followed.own = reply[1]
+            else:
+                await hub.catch_up(followed)
 
     async def wait_for(self, state: StateT) -> None:
         """Wait until the machine enters exactly ``state``, in any process.
@@ -680,6 +685,9 @@ class _Hub:
             elif (
                 kind == "message"
                 and followed.mirror is not None
+                # The copy of this process's own move, already followed, is
+                # the common case: recognised without parsing it.
+                and message["data"] != followed.own
                 and not self.apply(followed, _Entry.parse(message["data"]))
             ):
                 await self.catch_up(followed)
