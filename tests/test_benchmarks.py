@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from redis_servers import redis_server_binary
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,3 +65,37 @@ class TestBenchmarkSuite:
         if importlib.util.find_spec("aioxmpp") is not None:
             assert "ours / aioxmpp" in table
         assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+class TestRedisBenchmark:
+    """``benchmarks/redis_bench.py --smoke``, against its own redis-server."""
+
+    def test_smoke_run_prints_every_figure(self, tmp_path: Path) -> None:
+        """Every figure of the Redis table is measured and written."""
+        redis_server_binary()  # skips, or fails with REQUIRE_REDIS, without one
+        result = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "redis_bench.py"),
+                "--smoke",
+                "--out",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        table = (tmp_path / "redis.md").read_text()
+        for figure in (
+            "`PING` round trip",
+            "hand-off, ours",
+            "hand-off, hand-rolled pub/sub waiter",
+            "hand-off, poller every 0.5 s",
+            "advances per second",
+            "memory per watched key",
+            "1 pub/sub + ",
+        ):
+            assert figure in table
