@@ -236,6 +236,19 @@ class TestBadInput:
         assert (word.state, await word.read(), word.seq) == ("b", "b", 0)
 
 
+    @pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), True])
+    async def test_expiry_must_be_a_positive_number(
+        self, hub: RedisStateMachines, raw: Raw, seconds: float
+    ) -> None:
+        """An expiry that would delete the machine at once, or never: ValueError."""
+        job = await hub.open("job:7", Job.QUEUED)
+        with pytest.raises(ValueError, match="positive number of seconds"):
+            await job.expire(seconds)
+        assert await raw.pttl("osm:{job:7}") == -1  # no expiry given
+        assert await job.expire(1.5) is True
+        assert 1_000 < await raw.pttl("osm:{job:7}") <= 1_500
+
+
 class TestServerChanged:
     """Keys changed by something else: the hub reports it, and keeps following."""
 

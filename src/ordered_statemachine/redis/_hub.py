@@ -87,6 +87,8 @@ MAX_TYPE: Final = 200
 MAX_MESSAGE: Final = 2_000
 MAX_TRACEBACK: Final = 8_000
 """The most characters of a cause's type name, message and traceback kept."""
+_MAX_EXPIRY: Final = 10**12
+"""Seconds: far beyond any lifecycle, and within what Redis accepts."""
 _RECENT: Final = 16
 """How many of the last transitions followed a hub remembers, per machine."""
 
@@ -524,10 +526,28 @@ class RedisOrderedStateMachine(Generic[StateT]):
 
         For a finished lifecycle. Every key of the machine gets it; later
         transitions keep it. Returns False if the machine does not exist.
-        Waits still pending when it expires get `HistoryLost`.
+
+        Expiring sends no notification: a wait still pending on the machine
+        when it expires gets `HistoryLost` only when its process next reads
+        the machine (after a reconnection, or on a notification), so give an
+        expiry only to a machine that nobody awaits any more.
+
+        Raises:
+            ValueError: ``seconds`` is not a positive, finite number.
+            redis.exceptions.ConnectionError: the server could not be
+                reached; the expiry may or may not have been given.
+
         """
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not 0 < seconds < _MAX_EXPIRY
+        ):
+            msg = f"an expiry is a positive number of seconds, not {seconds!r}"
+            raise ValueError(msg)
         followed = self._followed
-        done = await self._hub.script(EXPIRE, followed.keys, int(seconds * 1000))
+        milliseconds = max(1, round(seconds * 1000))  # 0 would delete at once
+        done = await self._hub.script(EXPIRE, followed.keys, milliseconds)
         return bool(done)
 
 
