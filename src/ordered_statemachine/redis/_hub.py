@@ -538,11 +538,8 @@ class RedisOrderedStateMachine(Generic[StateT]):
                 reached; the expiry may or may not have been given.
 
         """
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, (int, float))
-            or not 0 < seconds < _MAX_EXPIRY
-        ):
+        # Not a bool, not NaN, neither 0 (which would delete at once) nor inf.
+        if not (type(seconds) in {int, float} and 0 < seconds < _MAX_EXPIRY):
             msg = f"an expiry is a positive number of seconds, not {seconds!r}"
             raise ValueError(msg)
         followed = self._followed
