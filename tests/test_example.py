@@ -105,3 +105,55 @@ class TestThreadedClientExample:
             gave_up,
             "the connection is closed",
         ]
+
+
+REDIS_JOBS = EXAMPLE.parent / "redis_jobs.py"
+
+
+@pytest.mark.slow
+class TestRedisJobsExample:
+    """``examples/redis_jobs.py``, with the redis-server it starts itself."""
+
+    def test_worker_process_drives_the_web_process_sees_it_all(self) -> None:
+        """Every state of each job, DONE awaited, the refusal's cause delivered."""
+        from redis_servers import redis_server_binary  # noqa: PLC0415
+
+        redis_server_binary()  # skips, or fails with REQUIRE_REDIS, without one
+        result = subprocess.run(
+            [sys.executable, "-X", "dev", str(REDIS_JOBS)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "PYTHONASYNCIODEBUG": "1"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("redis-server on 127.0.0.1:")
+        first = [line for line in lines if line.startswith("  job:1 ")]
+        second = [line for line in lines if line.startswith("  job:2 ")]
+        # The waits and the state printer run at once: their lines interleave.
+        assert sorted(first) == sorted(
+            [
+                "  job:1 is queued",
+                "  job:1 is running",
+                "  job:1 is done",
+                "  job:1 has been done",
+            ]
+        )
+        assert [line for line in first if " is " in line] == [
+            "  job:1 is queued",
+            "  job:1 is running",
+            "  job:1 is done",
+        ]
+        assert sorted(second) == sorted(
+            [
+                "  job:2 is queued",
+                "  job:2 is refused",
+                (
+                    "  job:2 will never be done: "
+                    "__main__.QuotaExceeded: tenant 7 is over its quota"
+                ),
+            ]
+        )

@@ -235,7 +235,6 @@ class TestBadInput:
         assert (job.state, await job.read()) == (Job.QUEUED, Job.QUEUED)
         assert (word.state, await word.read(), word.seq) == ("b", "b", 0)
 
-
     @pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), True])
     async def test_expiry_must_be_a_positive_number(
         self, hub: RedisStateMachines, raw: Raw, seconds: float
