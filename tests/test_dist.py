@@ -63,11 +63,23 @@ def sdist(dist: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The python of a fresh virtual environment with the wheel installed."""
+    """The python of a fresh virtual environment with the wheel installed.
+
+    With its ``redis`` extra, so that the Redis machines' types are checked
+    as their users get them.
+    """
     env = tmp_path_factory.mktemp("venv")
     venv.create(env, with_pip=True)
     python = env / "bin" / "python"
-    run(python, "-m", "pip", "install", "--disable-pip-version-check", "-q", wheel)
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "-q",
+        f"{wheel}[redis]",
+    )
     return python
 
 

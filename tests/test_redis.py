@@ -216,7 +216,7 @@ class TestCodecs:
         for state in states[:-1]:
             with pytest.raises(ValueError, match="cannot rewind"):
                 await machine.advance(state)
-        raw = await hub.client.hget("osm:{ordered}", "codec")
+        raw = await untyped(hub.client).hget("osm:{ordered}", "codec")
         assert raw == codec_name.encode()
 
     async def test_foreign_and_corrupt_values_are_reported(
@@ -224,11 +224,13 @@ class TestCodecs:
     ) -> None:
         """A key written by something else, or a name the enum lacks: CorruptState."""
         hub, other = hubs
-        await hub.client.hset("osm:{foreign}", "owner", "someone else")
+        await untyped(hub.client).hset("osm:{foreign}", "owner", "someone else")
         with pytest.raises(CorruptState, match="holds something other than a machine"):
             await hub.open("foreign", Job.QUEUED)
         job = await hub.open("job:7", Job.QUEUED)
-        await hub.client.hset("osm:{job:7}", mapping={"text": "EXPLODED", "rank": "1"})
+        await untyped(hub.client).hset(
+            "osm:{job:7}", mapping={"text": "EXPLODED", "rank": "1"}
+        )
         with pytest.raises(CorruptState, match="not a member of Job"):
             await job.read()
         with pytest.raises(TypeError, match="stored with the codec"):
@@ -450,7 +452,7 @@ class TestHistory:
         states = await bounded(asyncio.gather(open_and_look(), open_and_look()))
         assert list(states) == [Job.RUNNING, Job.RUNNING]
         # A failed open fails the one that waited for it, too.
-        await hub.client.set("osm:{job:foreign}", "not a machine")
+        await untyped(hub.client).set("osm:{job:foreign}", "not a machine")
         outcomes = await bounded(
             asyncio.gather(
                 hub.open("job:foreign", Job.QUEUED),
@@ -466,13 +468,15 @@ class TestHistory:
         """A key overwritten with another type: CorruptState, not WRONGTYPE."""
         hub, _ = hubs
         job = await hub.open("job:overwritten", Job.QUEUED)
-        await hub.client.set("osm:{job:overwritten}", "not a machine")
+        await untyped(hub.client).set("osm:{job:overwritten}", "not a machine")
         with pytest.raises(CorruptState, match="holds something other"):
             await job.advance(Job.RUNNING)
         with pytest.raises(CorruptState, match="holds something other"):
             await job.read()
-        await hub.client.delete("osm:{job:overwritten}")
-        await hub.client.hset("osm:{job:overwritten}", "owner", "another library")
+        await untyped(hub.client).delete("osm:{job:overwritten}")
+        await untyped(hub.client).hset(
+            "osm:{job:overwritten}", "owner", "another library"
+        )
         with pytest.raises(CorruptState, match="holds something other"):
             await job.rewind(Job.QUEUED)
         assert job.state is Job.QUEUED
@@ -488,7 +492,7 @@ class TestHistory:
         await bounded(job_v.wait_for(Job.RUNNING))
         pending = asyncio.create_task(job_v.wait_for(Job.DONE))
         await steps()
-        await worker.client.delete("osm:{job:9}", "osm:{job:9}:log")
+        await untyped(worker.client).delete("osm:{job:9}", "osm:{job:9}:log")
         async with RedisStateMachines(worker.client) as third:
             recreated = await third.open("job:9", Job.QUEUED)
             await recreated.advance(Job.RUNNING)
@@ -503,6 +507,6 @@ class TestHistory:
         await job.advance(Job.DONE, cause=RuntimeError("finished"))
         assert await job.expire(60) is True
         for key in ("osm:{job:10}", "osm:{job:10}:log", "osm:{job:10}:causes"):
-            assert 0 < await hub.client.ttl(key) <= 60, key
+            assert 0 < await untyped(hub.client).ttl(key) <= 60, key
         await job.rewind(Job.QUEUED)
-        assert 0 < await hub.client.ttl("osm:{job:10}:log") <= 60
+        assert 0 < await untyped(hub.client).ttl("osm:{job:10}:log") <= 60

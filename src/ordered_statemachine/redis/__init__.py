@@ -25,6 +25,7 @@ from ordered_statemachine.redis._errors import (
     StateRegressed,
 )
 from ordered_statemachine.redis._hub import (
+    RedisClient,
     RedisOrderedStateMachine,
     RedisStateMachines,
     RemoteCause,
@@ -36,6 +37,7 @@ __all__ = [
     "HistoryLost",
     "IntCodec",
     "RankKind",
+    "RedisClient",
     "RedisMachineError",
     "RedisOrderedStateMachine",
     "RedisStateMachines",

@@ -36,7 +36,7 @@ import secrets
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Generic, cast, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, cast, overload
 
 from typing_extensions import Self, TypeVar, final
 
@@ -70,13 +70,30 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
-    import redis.asyncio
-    import redis.asyncio.cluster
-
     from ordered_statemachine._enum import OrderedEnum
     from ordered_statemachine._subscription import StateSubscription
 
-    RedisClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+class RedisClient(Protocol):
+    """What a hub needs of its client: ``redis.asyncio.Redis`` or ``RedisCluster``.
+
+    Both of redis-py's asyncio clients satisfy it (``RedisCluster`` has
+    pub/sub from redis-py 8.0 on). Only these calls are made through it, on
+    the caller's client, whose connections and settings stay the caller's.
+    """
+
+    def register_script(self, script: str, /) -> object:
+        """Return a callable that runs ``script`` by its hash."""
+        ...
+
+    def hmget(self, name: str, keys: list[str], /) -> object:
+        """Return (an awaitable of) the values of ``keys`` in hash ``name``."""
+        ...
+
+    def pubsub(self) -> object:
+        """Return a new pub/sub object on its own connection."""
+        ...
+
 
 EncodableT = TypeVar("EncodableT", bound="OrderedEnum | int | str")
 """A state type with a codec of its own (`enum.IntEnum` is an int)."""
@@ -388,7 +405,9 @@ class RedisOrderedStateMachine(Generic[StateT]):
         """
         followed = self._followed
         try:
-            raw = await self._hub.client.hmget(followed.keys[0], ["rank", "text"])
+            # redis-py declares its replies as "awaitable or value".
+            client = cast("Any", self._hub.client)
+            raw = await client.hmget(followed.keys[0], ["rank", "text"])
         except ResponseError as exc:
             if "WRONGTYPE" in str(exc):
                 raise _foreign(followed) from exc
@@ -565,7 +584,7 @@ class _Hub:
         self._reader: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
         self._scripts: dict[str, Any] = {}
-        self.closed = False
+        self.closed: bool = False
 
     def closed_error(self) -> RedisMachineError:
         """Return the error for using a machine of a closed hub."""
@@ -575,7 +594,9 @@ class _Hub:
         """Run a script of `_scripts` (registered once, then called by hash)."""
         registered = self._scripts.get(source)
         if registered is None:
-            registered = self._scripts[source] = self.client.register_script(source)
+            registered = self._scripts[source] = cast(
+                "Any", self.client.register_script(source)
+            )
         return await registered(keys=list(keys), args=list(args))
 
     async def follow(
