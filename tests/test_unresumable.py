@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -25,7 +26,7 @@ from helpers import LOOP_FACTORIES, TIMEOUT, bounded, steps
 from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterator
+    from collections.abc import Callable, Iterator
 
     Start = Callable[[Coroutine[object, object, object]], asyncio.Task[object]]
     """Start a coroutine on the loop that the test will close."""
@@ -62,9 +63,10 @@ def on_closed_loop(request: pytest.FixtureRequest) -> Iterator[Start]:
         # Closing the orphans' coroutines runs the waits' cleanup, as the
         # garbage collector would.
         for orphan in orphans:
-            coroutine = orphan.get_coro()
-            # None only for an eager task (3.12+); typeshed says never.
-            if coroutine is not None:  # pyright: ignore[reportUnnecessaryComparison]
+            # None for an eager task (3.12+), which typeshed allows on 3.12+
+            # only: typed as object, the check is necessary on every version.
+            coroutine = cast("object", orphan.get_coro())
+            if isinstance(coroutine, (Coroutine, Generator)):
                 coroutine.close()
 
 
