@@ -695,7 +695,6 @@ class _Hub:
             assert pubsub is not None  # made before the reader
             try:
                 message = await pubsub.get_message()
-                backoff = 0.05
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 (a broken connection, say: resubscribe)
@@ -704,9 +703,10 @@ class _Hub:
                 backoff = min(2.0, backoff * 2)
                 with contextlib.suppress(Exception):
                     await pubsub.subscribe(*self._by_channel)
-                continue
-            # None: nothing for the hub (redis-py handled it itself).
-            await self._handle(message or {})
+            else:
+                backoff = 0.05
+                # None: nothing for the hub (redis-py handled it itself).
+                await self._handle(message or {})
 
     async def _handle(self, message: dict[str, object]) -> None:
         followed = self._by_channel.get(_text(message.get("channel", "")))
