@@ -214,6 +214,19 @@ def _foreign(followed: _Followed[Any]) -> CorruptState:
     return CorruptState(f"the key {key!r} holds something other than a machine")
 
 
+def _gone(followed: _Followed[Any]) -> HistoryLost:
+    """Return the error for a machine that no longer exists on the server."""
+    return HistoryLost(f"the machine {followed.name!r} no longer exists")
+
+
+def _check_found(followed: _Followed[Any], outcome: str) -> None:
+    """Raise if a script found no machine (``missing``) or another key (``foreign``)."""
+    if outcome == "missing":
+        raise _gone(followed)
+    if outcome == "foreign":
+        raise _foreign(followed)
+
+
 @dataclass
 class _Entry:
     """One transition of the log."""
@@ -414,8 +427,7 @@ class RedisOrderedStateMachine(Generic[StateT]):
             raise
         rank, text = cast("list[object]", raw)
         if rank is None or text is None:
-            msg = f"the machine {followed.name!r} no longer exists"
-            raise HistoryLost(msg)
+            raise _gone(followed)
         return followed.codec.decode(_text(rank), _text(text))
 
     async def advance(
@@ -476,11 +488,7 @@ class RedisOrderedStateMachine(Generic[StateT]):
             followed.channel,
         )
         outcome = _text(reply[0])
-        if outcome == "missing":
-            msg = f"the machine {followed.name!r} no longer exists"
-            raise HistoryLost(msg)
-        if outcome == "foreign":
-            raise _foreign(followed)
+        _check_found(followed, outcome)
         if outcome in {"backwards", "forwards"}:
             current = followed.codec.decode(_text(reply[1]), _text(reply[2]))
             if outcome == "backwards":
@@ -656,8 +664,7 @@ class _Hub:
             rank,
             text,
         )
-        if _text(reply[0]) == "foreign":
-            raise _foreign(followed)
+        _check_found(followed, _text(reply[0]))  # OPEN creates a missing one
         stored = _Stored.parse(reply[1], reply[2])
         if stored.codec != codec.name:
             msg = (
@@ -769,11 +776,7 @@ class _Hub:
         """
         asked = followed.seq
         reply = await self.script(SYNC, followed.keys, max(asked, 1))
-        if _text(reply[0]) == "missing":
-            msg = f"the machine {followed.name!r} no longer exists"
-            raise HistoryLost(msg)
-        if _text(reply[0]) == "foreign":
-            raise _foreign(followed)
+        _check_found(followed, _text(reply[0]))
         stored = _Stored.parse(reply[1], reply[2])
         entries = [_Entry.parse(raw) for raw in reply[3]]
         error = self._follow(followed, asked, stored, entries)
