@@ -505,6 +505,37 @@ class TestFollowing:
             assert (view.state, view.seq) == (2, 2)
             await bounded(entered)
 
+    async def test_reader_error_resubscribes_and_goes_on(
+        self,
+        hub: RedisStateMachines,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A pub/sub read that fails is logged; the hub resubscribes, loses nothing."""
+        job = await hub.open("flaky", 0)
+        # redis-py's PubSub, whose methods it leaves partly untyped.
+        pubsub_class = untyped(importlib.import_module("redis.asyncio.client")).PubSub
+        real = pubsub_class.get_message
+        failures = [redis.exceptions.ConnectionError("injected")]
+
+        async def failing_once(self: object, *args: object, **kwargs: object) -> object:
+            if failures:
+                raise failures.pop()
+            return await real(self, *args, **kwargs)
+
+        entered = asyncio.create_task(job.wait_for(1))
+        await steps()
+        with caplog.at_level(logging.WARNING, "ordered_statemachine.redis"):
+            monkeypatch.setattr(pubsub_class, "get_message", failing_once)
+            # The reader is parked in a read: a transition lets it read again.
+            async with RedisStateMachines(hub.client) as other:
+                await (await other.open("flaky", 0)).advance(1)
+                await bounded(entered)
+                assert not failures
+                await (await other.open("flaky", 0)).advance(2)
+                await bounded(job.wait_for(2))
+        assert "pub/sub connection lost; resubscribing" in caplog.text
+
     async def test_a_cluster_client_that_cannot_connect(self) -> None:
         """A first open that cannot reach the cluster fails, and leaves nothing."""
         cluster = redis.asyncio.RedisCluster(
