@@ -752,3 +752,22 @@ def test_message_names_the_class() -> None:
     with pytest.raises(TypeError, match="states must be ordered"):
         machine.advance(nan, cause=RuntimeError())
     assert machine.statistics() == type(machine.statistics())(2, 0, 0, 0)
+
+
+async def test_waiter_cancelled_after_a_thread_decided_it() -> None:
+    """A wait cancelled between another thread's decision and its delivery ends.
+
+    The assigning thread decides the wait and hands its outcome to this
+    loop; the task is cancelled before the loop runs that hand-off, which
+    then finds the future done and leaves it.
+    """
+    machine = ThreadSafeOrderedStateMachine(0)
+    task = asyncio.create_task(machine.wait_for(1))
+    await steps()
+    thread = threading.Thread(target=setattr, args=(machine, "state", 1))
+    thread.start()
+    thread.join(TIMEOUT)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await bounded(task)
+    assert machine.statistics().waiters == 0
