@@ -534,6 +534,80 @@ class TestNothingDisturbs:
         machine.state = Meddler(1)  # the lock was released
         assert machine.state.value == 1
 
+    @pytest.mark.parametrize(
+        ("operation", "state", "outcome"),
+        [
+            ("assign 7", 7, None),
+            ("advance 3", 5, "cannot rewind"),  # behind the finalizer's 5 by then
+            ("rewind 2", 2, None),
+            ("statistics", 5, None),
+        ],
+    )
+    def test_finalizer_run_as_the_lock_is_taken(
+        self, operation: str, state: int, outcome: str | None
+    ) -> None:
+        """A finalizer that assigns the machine, run just as the lock is taken.
+
+        The garbage collector may run a finalizer right after the lock's
+        acquire returns, before the operation says it holds the lock (from
+        Python 3.12 it runs where a call returns). Here the lock's acquire
+        runs one itself. Its assignment takes effect first; nothing hangs
+        (with a plain lock, this thread would wait for itself forever).
+        """
+        machine = ThreadSafeOrderedStateMachine(0)
+        started: list[bool] = []
+        ran: list[int] = []
+
+        def finalizer() -> None:
+            started.append(True)  # once: its own assignment takes the lock too
+            machine.state = 5
+            ran.append(machine.state)
+
+        class AcquireRunsTheFinalizer:
+            def __init__(self) -> None:
+                self.lock = threading.RLock()
+
+            def acquire(self) -> bool:
+                self.lock.acquire()
+                if not started:
+                    finalizer()
+                return True
+
+            def release(self) -> None:
+                self.lock.release()
+
+        machine._lock = AcquireRunsTheFinalizer()  # type: ignore[assignment]  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+        operations: dict[str, Callable[[], object]] = {
+            "assign 7": lambda: setattr(machine, "state", 7),
+            "advance 3": lambda: machine.advance(3),
+            "rewind 2": lambda: machine.rewind(2),
+            "statistics": machine.statistics,
+        }
+        raised: list[ValueError] = []
+
+        def operate() -> None:
+            try:
+                operations[operation]()
+            except ValueError as error:
+                raised.append(error)
+
+        # In a thread of its own, so that a hang fails the test instead.
+        thread = threading.Thread(target=operate, daemon=True)
+        thread.start()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        assert ran == [5]
+        assert machine.state == state
+        assert [str(error).split(" ", 2)[:2] for error in raised] == (
+            [] if outcome is None else [outcome.split()]
+        )
+        # The lock is free: another thread can use the machine.
+        other = threading.Thread(target=lambda: machine.advance(9), daemon=True)
+        other.start()
+        other.join(TIMEOUT)
+        assert not other.is_alive()
+        assert machine.state == 9
+
     async def test_subscription_collected_in_the_middle_of_an_operation(self) -> None:
         """A subscription collected while the machine's lock is held closes later.
 
