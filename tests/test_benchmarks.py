@@ -68,6 +68,25 @@ class TestBenchmarkSuite:
 
 
 @pytest.mark.slow
+def test_lock_costs_smoke_run_prints_every_row() -> None:
+    """``benchmarks/lock_costs.py --smoke`` times every implementation."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "lock_costs.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = result.stdout.splitlines()
+    assert len(rows) == 5
+    assert rows[0].startswith("OrderedStateMachine ")
+    assert rows[0].endswith(" 1.00")
+    assert rows[1].startswith("ThreadSafeOrderedStateMachine (RLock, flag) ")
+    assert all(row.startswith("stand-in: ") for row in rows[2:])
+
+
+@pytest.mark.slow
 class TestRedisBenchmark:
     """``benchmarks/redis_bench.py --smoke``, against its own redis-server."""
 
