@@ -149,6 +149,32 @@ class LoopThread:
         self.loop.close()
 
 
+def bounded_call(function: Callable[[], T]) -> T:
+    """Return ``function()``, called in a thread of its own; fail after `TIMEOUT`.
+
+    For a blocking call that should return (or raise) at once or after a
+    short timeout of its own: a bug that makes it block fails the test
+    instead of hanging it. Re-raises what the call raised.
+    """
+    outcome: list[T] = []
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            outcome.append(function())
+        except BaseException as error:  # noqa: BLE001 (re-raised below)
+            raised.append(error)
+
+    # A daemon: a call that never returns must not keep the process alive.
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(TIMEOUT)
+    assert not thread.is_alive(), "the call did not return"
+    if raised:
+        raise raised[0]
+    return outcome[0]
+
+
 def until_blocking(condition: Callable[[], bool]) -> None:
     """Wait in this thread until ``condition()`` holds, failing after `TIMEOUT`.
 
