@@ -427,10 +427,59 @@ class TestBlockingWaits:
     async def test_refused_inside_a_running_loop(self) -> None:
         """Blocking the loop would deadlock it: a clear error, at once."""
         machine = ThreadSafeOrderedStateMachine(0)
+        message = re.escape(
+            "ThreadSafeOrderedStateMachine.wait_for_blocking() and "
+            "wait_for_at_least_blocking() would block the event loop running "
+            "in this thread; await wait_for() or wait_for_at_least() instead"
+        )
         for wait in (machine.wait_for_blocking, machine.wait_for_at_least_blocking):
-            with pytest.raises(RuntimeError, match="would block the event loop"):
+            with pytest.raises(RuntimeError, match=f"^{message}$"):
                 wait(1)
         assert machine.statistics().waiters == 0
+
+    @pytest.mark.parametrize("kind", ["exact", "at least"])
+    def test_no_timeout_means_no_deadline(
+        self, kind: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without a timeout, the blocked thread waits with no deadline at all.
+
+        Seen from its lock (no test may wait long enough to see it otherwise):
+        the thread blocks on it without a timeout, and with one when given.
+        """
+        timeouts: list[float] = []
+
+        class RecordingLock:
+            def __init__(self) -> None:
+                self.lock = threading.Lock()
+
+            def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:  # noqa: FBT001, FBT002
+                timeouts.append(timeout)
+                return self.lock.acquire(blocking, timeout)
+
+            def release(self) -> None:
+                self.lock.release()
+
+        monkeypatch.setattr(threadsafe_module, "Lock", RecordingLock)
+        machine = ThreadSafeOrderedStateMachine(0)
+        wait = (
+            machine.wait_for_blocking
+            if kind == "exact"
+            else machine.wait_for_at_least_blocking
+        )
+        for timeout in (None, TIMEOUT):
+            timeouts.clear()
+            blocked = threading.Thread(
+                target=lambda: wait(1, timeout=timeout),  # noqa: B023 (joined below)
+                daemon=True,
+            )
+            blocked.start()
+            until_blocking(lambda: machine.statistics().waiters == 1)
+            machine.advance(1)
+            blocked.join(TIMEOUT)
+            assert not blocked.is_alive()
+            machine.rewind(0)
+            # The first acquire takes the waiter's lock for the thread to wait on.
+            assert timeouts == [-1, -1 if timeout is None else timeout]
 
     def test_decided_as_it_times_out(self) -> None:
         """A transition that decides the wait just before its timeout expires wins.
