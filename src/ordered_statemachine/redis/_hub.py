@@ -804,6 +804,8 @@ class _Hub:
             error = self._skip_gap(followed, entries[0])
             if error is not None:
                 return error
+            # The chain of the transitions trimmed is unknown: the oldest
+            # entry left is taken as it is (the machine's id was checked).
             self._enter(followed, entries[0])
             entries = entries[1:]
         for entry in entries:
@@ -863,7 +865,7 @@ class _Hub:
         a state in between gets `HistoryLost` (it may have been entered, or
         skipped), and so does every subscription (it would miss states).
         Returns the error if the mirror cannot follow at all; otherwise the
-        mirror is just before ``oldest``.
+        mirror is in ``oldest``'s previous state, for the caller to enter it.
         """
         mirror = followed.mirror
         assert mirror is not None  # followed
@@ -889,9 +891,6 @@ class _Hub:
         # Forward (the lost transitions only moved forward), and no pending
         # wait is skipped by it: those were ended above.
         mirror.advance(before)
-        # The chain of the transitions trimmed is unknown: the oldest entry
-        # left is taken as it is (the machine's id was checked).
-        followed.seq = oldest.seq - 1
         return None
 
     def _rebuild(self, followed: _Followed[StateT], stored: _Stored) -> None:
