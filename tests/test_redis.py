@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
+import re
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -383,6 +385,37 @@ class TestHistory:
             assert not waits["exact 12"].done()
             await job.advance(12)
             await bounded(waits["exact 12"])
+        await untyped(client).aclose()
+
+    async def test_trimmed_transitions_are_counted_and_logged(
+        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The error and the warning say how many transitions were lost.
+
+        The web hub has followed 2 transitions; the server makes 6 more
+        (states 3 to 8) and keeps the last 2, so transitions 3 to 6, four of
+        them, are lost to it.
+        """
+        client = redis_server.client()
+        async with RedisStateMachines(client, max_log=2) as web:
+            job = await web.open("counted", 0)
+            await job.advance(1)
+            await job.advance(2)
+            wait = asyncio.create_task(job.wait_for(4))
+            await steps()
+            moves = [("f", state) for state in range(3, 9)]
+            with caplog.at_level(logging.WARNING, "ordered_statemachine.redis"):
+                self.missed(redis_server, "counted", moves, max_log=2)
+                trimmed = (
+                    "4 transitions of 'counted' were trimmed from its log "
+                    "before this process read them (max_log=2)"
+                )
+                with pytest.raises(HistoryLost, match=f"^{re.escape(trimmed)}$"):
+                    await bounded(wait)
+            assert [record.getMessage() for record in caplog.records] == [
+                f"{trimmed}; the waits it decided are ended"
+            ]
+            assert job.state == 8
         await untyped(client).aclose()
 
     async def test_rewind_in_the_trimmed_window_decides_nothing(
