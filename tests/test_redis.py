@@ -283,12 +283,24 @@ class TestCodecs:
 
     def test_codecs_refuse_what_they_cannot_rank(self) -> None:
         """Types and sizes the codecs cannot encode are refused, not mangled."""
-        with pytest.raises(TypeError, match="IntCodec encodes int"):
+        with pytest.raises(
+            TypeError, match=r"^IntCodec encodes int states, not float$"
+        ):
             IntCodec().encode(1.5)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-        with pytest.raises(ValueError, match="at most 100 digits"):
-            IntCodec().encode(10**200)
-        with pytest.raises(ValueError, match="at most 1000 characters"):
+        for too_long in (10**100, -(10**100), 10**200):
+            digits = len(str(abs(too_long)))
+            with pytest.raises(
+                ValueError,
+                match=rf"^an int state has at most 100 digits, not {digits}$",
+            ):
+                IntCodec().encode(too_long)
+        for longest in (10**100 - 1, -(10**100 - 1)):
+            assert IntCodec().decode(*IntCodec().encode(longest)) == longest
+        with pytest.raises(
+            ValueError, match=r"^a state's text is at most 1000 characters, not 1001$"
+        ):
             StrCodec().encode("x" * 1001)
+        assert StrCodec().decode(*StrCodec().encode("x" * 1000)) == "x" * 1000
         with pytest.raises(UnicodeEncodeError):
             StrCodec().encode("\ud800")
 

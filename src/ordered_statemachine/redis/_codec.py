@@ -140,8 +140,9 @@ class IntCodec:
             msg = f"IntCodec encodes int states, not {type(state).__name__}"
             raise TypeError(msg)
         text = str(state)
-        if len(text) > 101:
-            msg = "an int state has at most 100 digits"
+        # As many digits as decode accepts (a sign is not a digit).
+        if len(text) - (state < 0) > 100:
+            msg = f"an int state has at most 100 digits, not {len(text) - (state < 0)}"
             raise ValueError(msg)
         return text, text
 
