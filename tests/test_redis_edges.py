@@ -235,7 +235,9 @@ class TestBadInput:
         assert (job.state, await job.read()) == (Job.QUEUED, Job.QUEUED)
         assert (word.state, await word.read(), word.seq) == ("b", "b", 0)
 
-    @pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), True])
+    @pytest.mark.parametrize(
+        "seconds", [0, -1, float("nan"), float("inf"), True, 10**12, 1e12]
+    )
     async def test_expiry_must_be_a_positive_number(
         self, hub: RedisStateMachines, raw: Raw, seconds: float
     ) -> None:
@@ -246,6 +248,17 @@ class TestBadInput:
         assert await raw.pttl("osm:{job:7}") == -1  # no expiry given
         assert await job.expire(1.5) is True
         assert 1_000 < await raw.pttl("osm:{job:7}") <= 1_500
+
+    async def test_expiry_below_a_second_and_the_longest(
+        self, hub: RedisStateMachines, raw: Raw
+    ) -> None:
+        """Any positive number of seconds below 10**12 is an expiry, in milliseconds."""
+        job = await hub.open("job:9", Job.QUEUED)
+        assert await job.expire(0.5) is True
+        assert 0 < await raw.pttl("osm:{job:9}") <= 500
+        assert await job.expire(10**12 - 1) is True
+        longest = (10**12 - 1) * 1_000
+        assert longest - 1_000_000 < await raw.pttl("osm:{job:9}") <= longest
 
 
 class TestServerChanged:
