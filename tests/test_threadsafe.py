@@ -96,6 +96,42 @@ class TestSameContractOnOneLoop:
         machine.rewind(Conn.READY)
         assert machine.statistics().causes == 0
 
+    def test_error_messages_name_both_states(self) -> None:
+        """Backwards, a forward rewind, unordered: each message names both states."""
+        machine = ThreadSafeOrderedStateMachine(2.0)
+        backwards = re.escape(
+            "cannot rewind ThreadSafeOrderedStateMachine from 2.0 to 1.0: "
+            "assigning a lesser state is not allowed (use rewind() to move back)"
+        )
+        for move in (partial(setattr, machine, "state"), machine.advance):
+            with pytest.raises(ValueError, match=f"^{backwards}$"):
+                move(1.0)
+        forwards = re.escape(
+            "cannot forward using rewind (from 2.0 to 3.0): "
+            "assign the state to move forward"
+        )
+        with pytest.raises(ValueError, match=f"^{forwards}$"):
+            machine.rewind(3.0)
+        unordered = re.escape(
+            "states must be ordered, but nan is neither less than, equal to "
+            "nor greater than the current state 2.0"
+        )
+        nan = float("nan")
+        for unordered_move in (
+            partial(setattr, machine, "state"),
+            machine.advance,
+            machine.rewind,
+            machine.wait_for_blocking,
+            machine.wait_for_at_least_blocking,
+        ):
+            with pytest.raises(TypeError, match=f"^{unordered}$"):
+                bounded_call(partial(unordered_move, nan))
+        for wait in (machine.wait_for, machine.wait_for_at_least):
+            with pytest.raises(TypeError, match=f"^{unordered}$"):
+                asyncio.run(wait(nan))
+        stats = machine.statistics()
+        assert (stats.state, stats.waiters, stats.causes) == (2.0, 0, 0)
+
     def test_repr(self) -> None:
         """The repr shows the class, the state and the waiters."""
         machine = ThreadSafeOrderedStateMachine(Conn.READY)
@@ -365,6 +401,32 @@ class TestBlockingWaits:
             bounded_call(lambda: machine.wait_for_at_least_blocking(1, timeout=0))
         assert machine.statistics().waiters == 0
         machine.state = 1  # nobody left to resolve
+
+    async def test_timed_out_among_pending_waiters(self) -> None:
+        """A timed-out blocking wait, its slot still queued, is skipped and not counted.
+
+        With one waiter still pending, the one that timed out stays in the
+        queue as a dead slot until the transition that reaches both.
+        """
+        machine = ThreadSafeOrderedStateMachine(0)
+        pending = asyncio.create_task(machine.wait_for_at_least(1))
+        await steps()
+        with pytest.raises(TimeoutError):
+            bounded_call(lambda: machine.wait_for_at_least_blocking(1, timeout=0))
+        assert machine.statistics().waiters == 1
+        machine.state = 1
+        assert machine.statistics().waiters == 0
+        assert await bounded(pending) == 1
+
+    async def test_subscriber_after_a_waiter_gives_up(self) -> None:
+        """A waiter giving up does not hide later states from a subscriber."""
+        machine = ThreadSafeOrderedStateMachine(0)
+        async with machine.states() as states:
+            assert await bounded(anext(states)) == 0
+            with pytest.raises(TimeoutError):
+                bounded_call(lambda: machine.wait_for_blocking(5, timeout=0))
+            machine.state = 1
+            assert await bounded(anext(states)) == 1
 
     async def test_blocked_waiter_among_waiters_that_give_up(self) -> None:
         """Waiters that give up around a blocked thread leave it waiting, then woken."""
