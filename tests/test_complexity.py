@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from ordered_statemachine import OrderedStateMachine
+from ordered_statemachine import (
+    OrderedStateMachine,
+    StateSubscription,
+    ThreadSafeOrderedStateMachine,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -175,3 +179,71 @@ class TestComparisonCounts:
             assert Counted.comparisons - before == 3
             with pytest.raises(StopIteration):
                 wait.send(None)
+
+
+def assignment_cost(machine: ThreadSafeOrderedStateMachine[Counted], value: int) -> int:
+    """Comparisons made by assigning ``Counted(value)``."""
+    before = Counted.comparisons
+    machine.state = Counted(value)
+    return Counted.comparisons - before
+
+
+class TestThreadSafeThreshold:
+    """The thread-safe machine keeps its assignment fast after every change.
+
+    With a waiter pending far above, an assignment below it makes two
+    comparisons (current < new, new < the least target). Every change of the
+    waiters or subscribers (a wake-up, a rewind, a waiter giving up, a
+    subscription closed) must leave the threshold there, or every later
+    assignment would take the slow path.
+    """
+
+    async def test_after_each_change_an_assignment_makes_two(self) -> None:
+        """Wake-up, rewind, give-up, closed subscription: two comparisons after each."""
+        machine = ThreadSafeOrderedStateMachine(Counted(0))
+        far = machine.wait_for_at_least(Counted(1_000))
+        far.send(None)
+        assert assignment_cost(machine, 1) == 2
+        near = machine.wait_for_at_least(Counted(2))
+        near.send(None)
+        assert assignment_cost(machine, 2) > 2  # wakes it
+        with pytest.raises(StopIteration):
+            near.send(None)
+        assert assignment_cost(machine, 3) == 2
+        machine.rewind(Counted(1))
+        assert assignment_cost(machine, 2) == 2
+        # Its slot stays queued (dead) until swept or reached: keep below it.
+        leaving = machine.wait_for(Counted(900))
+        leaving.send(None)
+        leaving.close()  # gives up
+        assert assignment_cost(machine, 3) == 2
+        subscription = machine.states()
+        assert assignment_cost(machine, 4) > 2  # publishes to it
+        await subscription.aclose()
+        assert assignment_cost(machine, 5) == 2
+        assert machine.statistics().waiters == 1
+        far.close()
+
+    async def test_after_a_subscription_dropped_mid_operation(self) -> None:
+        """A subscription collected inside an operation, dropped later: two again."""
+        subscriptions: list[StateSubscription[Counted]] = []
+
+        class Dropping(Counted):
+            __slots__ = ()
+
+            def __lt__(self, other: Counted) -> bool:
+                subscriptions.clear()  # its finalizer runs inside the operation
+                return super().__lt__(other)
+
+        machine = ThreadSafeOrderedStateMachine(Counted(0))
+        far = machine.wait_for_at_least(Counted(1_000))
+        far.send(None)
+        subscriptions.append(machine.states())
+        machine.state = Dropping(1)
+        assert not subscriptions
+        # Put off by the operation it was collected in; gone at the next look.
+        assert machine.statistics().subscribers == 0
+        assert assignment_cost(machine, 2) == 2
+        machine.state = Counted(1_000)
+        with pytest.raises(StopIteration):
+            far.send(None)
