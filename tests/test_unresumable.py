@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING, cast
 import pytest
 
 from helpers import LOOP_FACTORIES, TIMEOUT, bounded, steps
-from ordered_statemachine import OrderedStateMachine, OrderedStateSkipped
+from ordered_statemachine import (
+    OrderedStateMachine,
+    OrderedStateSkipped,
+    ThreadSafeOrderedStateMachine,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -185,12 +189,15 @@ class BrokenFuture(asyncio.Future[object]):
 class TestFaultyLoop:
     """Resolving a waiter fails on a loop that is still open."""
 
-    def test_reported_to_the_loop_and_dropped(self) -> None:
+    @pytest.mark.parametrize("threadsafe", [False, True], ids=["plain", "threadsafe"])
+    def test_reported_to_the_loop_and_dropped(self, *, threadsafe: bool) -> None:
         """The loop's exception handler hears of it; the transition completes."""
         loop = asyncio.new_event_loop()
         reported: list[dict[str, object]] = []
         loop.set_exception_handler(lambda _, context: reported.append(context))
-        machine = OrderedStateMachine(0)
+        machine: OrderedStateMachine[int] | ThreadSafeOrderedStateMachine[int] = (
+            ThreadSafeOrderedStateMachine(0) if threadsafe else OrderedStateMachine(0)
+        )
         outcomes: list[str] = []
 
         async def scenario() -> None:
