@@ -43,7 +43,7 @@ from ordered_statemachine import _threadsafe as threadsafe_module  # pyright: ig
 
 if TYPE_CHECKING:
     import contextvars
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
     from concurrent.futures import Future
 
 
@@ -402,21 +402,35 @@ class TestBlockingWaits:
         assert machine.statistics().waiters == 0
         machine.state = 1  # nobody left to resolve
 
-    async def test_timed_out_among_pending_waiters(self) -> None:
+    @pytest.mark.parametrize("first", ["pending", "timed out"])
+    async def test_timed_out_among_pending_waiters(self, first: str) -> None:
         """A timed-out blocking wait, its slot still queued, is skipped and not counted.
 
-        With one waiter still pending, the one that timed out stays in the
-        queue as a dead slot until the transition that reaches both.
+        A waiter for 2 keeps the slot of the one that timed out queued (dead)
+        until the transition to 1. Before it or after it, with a cancelled
+        wait whose task has not run yet in between, the pending waiters for
+        1 are resumed, and each is counted once.
         """
         machine = ThreadSafeOrderedStateMachine(0)
-        pending = asyncio.create_task(machine.wait_for_at_least(1))
+        keeper = asyncio.create_task(machine.wait_for(2))
+        pending: list[asyncio.Task[int]] = []
+        if first == "pending":
+            pending.append(asyncio.create_task(machine.wait_for_at_least(1)))
         await steps()
         with pytest.raises(TimeoutError):
             bounded_call(lambda: machine.wait_for_at_least_blocking(1, timeout=0))
-        assert machine.statistics().waiters == 1
+        cancelled = asyncio.create_task(machine.wait_for_at_least(1))
+        pending.append(asyncio.create_task(machine.wait_for_at_least(1)))
+        await steps()
+        cancelled.cancel()  # its future is done; its task has not run yet
+        assert machine.statistics().waiters == 2 + len(pending)
         machine.state = 1
+        assert await bounded(asyncio.gather(*pending)) == [1] * len(pending)
+        await asyncio.gather(cancelled, return_exceptions=True)
+        assert machine.statistics().waiters == 1
+        machine.state = 2
+        await bounded(keeper)
         assert machine.statistics().waiters == 0
-        assert await bounded(pending) == 1
 
     async def test_subscriber_after_a_waiter_gives_up(self) -> None:
         """A waiter giving up does not hide later states from a subscriber."""
@@ -788,9 +802,53 @@ class TestNothingDisturbs:
     async def test_interrupted_delivery_is_finished_by_the_next_operation(
         self,
     ) -> None:
-        """A KeyboardInterrupt while delivering loses no wake-up.
+        """A KeyboardInterrupt while delivering loses no wake-up, and repeats none.
 
-        The deliveries left are made by the next operation that delivers.
+        It comes from the third of four deliveries: the next operation that
+        delivers makes the fourth, and only it.
+        """
+        loop = asyncio.get_running_loop()
+        machine = ThreadSafeOrderedStateMachine(0)
+        interrupted: list[object] = []
+
+        class Interrupting(asyncio.Future[object]):
+            def set_result(self, result: object, /) -> None:
+                interrupted.append(result)
+                raise KeyboardInterrupt
+
+        resumed: list[str] = []
+
+        async def wait(label: str) -> None:
+            await machine.wait_for_at_least(1)
+            resumed.append(label)
+
+        tasks = [asyncio.create_task(wait(label)) for label in ("one", "two")]
+        await steps()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(loop, "create_future", lambda: Interrupting(loop=loop))
+            bad = asyncio.ensure_future(machine.wait_for_at_least(1))
+            await steps()
+        tasks.append(asyncio.create_task(wait("four")))
+        await steps()
+        with pytest.raises(KeyboardInterrupt):
+            machine.state = 1
+        try:
+            machine.rewind(1)  # an equal rewind: delivers what was left
+        except KeyboardInterrupt:
+            pytest.fail("the interrupted delivery was made again")
+        await bounded(asyncio.gather(*tasks))
+        assert resumed == ["one", "two", "four"]
+        assert interrupted == [1]
+        bad.cancel()
+        await asyncio.gather(bad, return_exceptions=True)
+
+    async def test_interrupted_in_a_later_batch(self) -> None:
+        """Interrupted in the second batch of a delivery, with more decided meanwhile.
+
+        The first batch's broken waiter has the exception handler move the
+        machine to 2; the deliverer takes that batch next, whose first
+        delivery moves it to 3 and is interrupted. The next operation makes
+        what was left of the second batch, then the third, in order.
         """
         loop = asyncio.get_running_loop()
         machine = ThreadSafeOrderedStateMachine(0)
@@ -798,22 +856,47 @@ class TestNothingDisturbs:
         class Interrupting(asyncio.Future[object]):
             def set_result(self, result: object, /) -> None:
                 del result
+                machine.state = 3
                 raise KeyboardInterrupt
 
-        bad_waiter = machine.wait_for_at_least(1)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(loop, "create_future", lambda: Interrupting(loop=loop))
-            bad = asyncio.ensure_future(bad_waiter)
-            await steps()
-        good = asyncio.create_task(machine.wait_for_at_least(1))
+        resumed: list[str] = []
+
+        async def wait(label: str, target: int) -> None:
+            await machine.wait_for_at_least(target)
+            resumed.append(label)
+
+        def moving_to_2(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            del context
+            machine.state = 2
+
+        async def park(
+            future_class: type[asyncio.Future[Any]], target: int
+        ) -> asyncio.Future[int]:
+            """Start a wait for ``target`` whose future is a ``future_class``."""
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(loop, "create_future", lambda: future_class(loop=loop))
+                parked = asyncio.ensure_future(machine.wait_for_at_least(target))
+                await steps()
+            return parked
+
+        parked = [await park(BrokenFuture, 1)]
+        tasks = [asyncio.create_task(wait("A", 1))]
         await steps()
-        with pytest.raises(KeyboardInterrupt):
-            machine.state = 1
-        assert not good.done()
-        machine.rewind(1)  # an equal rewind: delivers what was left
-        assert await bounded(good) == 1
-        bad.cancel()
-        await asyncio.gather(bad, return_exceptions=True)
+        parked.append(await park(Interrupting, 2))
+        tasks += [asyncio.create_task(wait("B", 2)), asyncio.create_task(wait("C", 3))]
+        await steps()
+        loop.set_exception_handler(moving_to_2)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                machine.state = 1
+        finally:
+            loop.set_exception_handler(None)
+        machine.rewind(3)  # an equal rewind: delivers what was left
+        await bounded(asyncio.gather(*tasks))
+        assert resumed == ["A", "B", "C"]
+        for future in parked:
+            future.cancel()
+        await asyncio.gather(*parked, return_exceptions=True)
 
     async def test_state_between_an_empty_take_and_parking(self) -> None:
         """A state that comes after the consumer found nothing is not missed.
@@ -855,12 +938,20 @@ class TestNothingDisturbs:
             reported.append(context["exception"])
             machine.state = 2  # while the first batch is being delivered
 
+        resumed: list[str] = []
+
+        async def wait(label: str, wait: Awaitable[object]) -> None:
+            await wait
+            resumed.append(label)
+
         broken_wait = machine.wait_for_at_least(1)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(loop, "create_future", lambda: BrokenFuture(loop=loop))
             broken = asyncio.ensure_future(broken_wait)
             await steps()
-        second = asyncio.create_task(machine.wait_for(2))
+        # Decided with the broken one, delivered after it: in the same batch.
+        first = asyncio.create_task(wait("first", machine.wait_for_at_least(1)))
+        second = asyncio.create_task(wait("second", machine.wait_for(2)))
         await steps()
         loop.set_exception_handler(handler)
         try:
@@ -868,7 +959,9 @@ class TestNothingDisturbs:
         finally:
             loop.set_exception_handler(None)
         assert len(reported) == 1
-        await bounded(second)
+        await bounded(asyncio.gather(first, second))
+        # The handler's transition was delivered after the batch it interrupted.
+        assert resumed == ["first", "second"]
         assert machine.state == 2
         broken.cancel()
         await asyncio.gather(broken, return_exceptions=True)
