@@ -150,7 +150,11 @@ class TestBadInput:
     async def test_forward_rewind(self) -> None:
         """ValueError; nothing changes."""
         world = await watched(Conn.OPEN, [Conn.CLOSED])
-        with pytest.raises(ValueError, match=r"^cannot forward using rewind \(from"):
+        with pytest.raises(
+            ValueError,
+            match=r"^cannot forward using rewind \(from <Conn\.OPEN: 1> to "
+            r"<Conn\.CLOSED: 3>\): assign the state to move forward$",
+        ):
             world.machine.rewind(Conn.CLOSED)
         world.unchanged()
         await cleanup(world.tasks)
