@@ -392,6 +392,18 @@ class TestBlockingWaits:
             else:
                 assert outcome == [target]
 
+    async def test_past_state_of_a_machine_never_waited_on(self) -> None:
+        """A wait for a state already passed, on a fresh machine: skipped, no cause."""
+        blocking = ThreadSafeOrderedStateMachine(2)
+        with pytest.raises(OrderedStateSkipped) as info:
+            bounded_call(lambda: blocking.wait_for_blocking(1))
+        awaiting = ThreadSafeOrderedStateMachine(2)
+        with pytest.raises(OrderedStateSkipped) as async_info:
+            await bounded(awaiting.wait_for(1))
+        for skipped in (info.value, async_info.value):
+            assert skipped.skipped_state == 1
+            assert skipped.__cause__ is None
+
     def test_timeout_leaves_nothing_behind(self) -> None:
         """TimeoutError after the timeout; the waiter is gone."""
         machine = ThreadSafeOrderedStateMachine(0)
@@ -995,6 +1007,42 @@ class TestNothingDisturbs:
                 await subscription.aclose()
                 assert there.result(TIMEOUT) == []
         assert machine.statistics().subscribers == 0
+
+    async def test_other_subscriber_after_a_closed_one_is_dropped(self) -> None:
+        """Dropping a subscription collected mid-operation leaves the others whole.
+
+        One subscription is collected inside an operation (its removal put
+        off), then dropped by the next look at the subscribers; the other
+        still gets every state, although a waiter far above is pending.
+        """
+        collected: list[StateSubscription[Dropper]] = []
+
+        class Dropper:
+            def __init__(self, value: int) -> None:
+                self.value = value
+
+            def __lt__(self, other: Dropper) -> bool:
+                collected.clear()  # the subscription's __del__ runs now
+                return self.value < other.value
+
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Dropper) and other.value == self.value
+
+            def __hash__(self) -> int:
+                return self.value
+
+        machine = ThreadSafeOrderedStateMachine(Dropper(0))
+        far = asyncio.create_task(machine.wait_for_at_least(Dropper(1_000)))
+        async with machine.states() as kept:
+            collected.append(machine.states())
+            await steps()
+            machine.state = Dropper(1)
+            assert machine.statistics().subscribers == 1  # the collected one: gone
+            machine.state = Dropper(2)
+            seen = [(await bounded(anext(kept))).value for _ in range(3)]
+            assert seen == [0, 1, 2]
+        far.cancel()
+        await asyncio.gather(far, return_exceptions=True)
 
     async def test_dropped_subscription_unsubscribes(self) -> None:
         """A subscription collected without being closed leaves the machine."""
