@@ -13,6 +13,7 @@ them cost no tasks.
 from __future__ import annotations
 
 import math
+import os
 import random
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
 SIZES = [2**6, 2**10, 2**14, 2**16]
+if os.environ.get("ORDERED_STATEMACHINE_MUTATION"):
+    # Under tools/mutation.py, which runs these for each of a thousand
+    # mutants: 2**14 waiters tell O(log n) from O(n) as well, in a quarter
+    # of the time.
+    SIZES = SIZES[:-1]
 
 
 class Counted:
