@@ -8,10 +8,13 @@ tests with real OS processes are in test_redis_processes.py.
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
 import logging
+import pickle
 import re
 import threading
+import traceback
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -134,14 +137,22 @@ class TestContract:
             raise OSError(msg)  # noqa: TRY301
         except OSError as exc:
             await job_w.advance(Job.FAILED, cause=exc)
+            raised = exc
         with pytest.raises(OrderedStateSkipped) as info:
             await bounded(pending)
         cause = info.value.__cause__
         assert isinstance(cause, RemoteCause)
         assert cause.type_name == "builtins.OSError"
         assert cause.message == "disk full"
-        assert "raise OSError(msg)" in cause.traceback_text
+        assert cause.traceback_text == "".join(traceback.format_exception(raised))
         assert str(cause) == "builtins.OSError: disk full"
+        for copied in (pickle.loads(pickle.dumps(cause)), copy.copy(cause)):  # noqa: S301 (our own bytes)
+            assert type(copied) is RemoteCause
+            assert (copied.type_name, copied.message, copied.traceback_text) == (
+                cause.type_name,
+                cause.message,
+                cause.traceback_text,
+            )
         # A process that opens it later is chained to the same cause.
         async with RedisStateMachines(worker.client) as late:
             job_l = await late.open("job:4", Job.QUEUED)
@@ -227,7 +238,10 @@ class TestCodecs:
         """A key written by something else, or a name the enum lacks: CorruptState."""
         hub, other = hubs
         await untyped(hub.client).hset("osm:{foreign}", "owner", "someone else")
-        with pytest.raises(CorruptState, match="holds something other than a machine"):
+        with pytest.raises(
+            CorruptState,
+            match=r"^the key 'osm:\{foreign\}' holds something other than a machine$",
+        ):
             await hub.open("foreign", Job.QUEUED)
         job = await hub.open("job:7", Job.QUEUED)
         await untyped(hub.client).hset(
@@ -278,8 +292,32 @@ class TestCodecs:
             await bounded(pending)
         cause = info.value.__cause__
         assert isinstance(cause, RemoteCause)
-        assert 1_900 < len(cause.message) <= 2_000
-        assert cause.message.endswith(" more characters]")
+        # 2,000 characters in all: as many x as fit before the marker.
+        assert cause.message == "x" * 1_972 + "... [98028 more characters]"
+
+    async def test_enum_ranks(self, hubs: list[RedisStateMachines]) -> None:
+        """An IntEnum member is ranked by its value, an OrderedEnum's by its place."""
+
+        class Priority(enum.IntEnum):
+            HIGH = 10  # defined first, greater
+            LOW = 5
+
+        class Stage(OrderedEnum):
+            FIRST = "z"
+            SECOND = "a"
+
+        assert EnumCodec(Priority).encode(Priority.HIGH) == ("10", "HIGH")
+        assert EnumCodec(Priority).encode(Priority.LOW) == ("5", "LOW")
+        assert EnumCodec(Stage).encode(Stage.FIRST) == ("0", "FIRST")
+        assert EnumCodec(Stage).encode(Stage.SECOND) == ("1", "SECOND")
+        # The server orders them so: 5 before 10, although "10" < "5" as text.
+        hub, other = hubs
+        priority = await hub.open("priority", Priority.LOW)
+        await priority.advance(Priority.HIGH)
+        with pytest.raises(ValueError, match="cannot rewind"):
+            await priority.advance(Priority.LOW)
+        seen = await other.open("priority", Priority.LOW)
+        assert await seen.read() is Priority.HIGH
 
     def test_codecs_refuse_what_they_cannot_rank(self) -> None:
         """Types and sizes the codecs cannot encode are refused, not mangled."""
