@@ -409,6 +409,9 @@ class TestHistory:
                 "exact 12": asyncio.create_task(job.wait_for(12)),
             }
             await steps()
+            finished: list[str] = []
+            for label, wait in waits.items():
+                wait.add_done_callback(lambda _, label=label: finished.append(label))
             moves = [("f", state) for state in range(1, 11)]
             self.missed(redis_server, "counter", moves, max_log=3)
             outcomes: dict[str, object] = {}
@@ -427,10 +430,23 @@ class TestHistory:
                 "exact 9": None,
                 "at least 8": 8,
             }
+            # The waits it ended, in the order they started (FIFO), then the
+            # ones the log decided, in the order of their transitions.
+            assert finished == [
+                "exact 5",
+                "at least 3",
+                "exact 7",
+                "at least 7",
+                "at least 8",
+                "exact 9",
+            ]
             with pytest.raises(HistoryLost, match="trimmed from its log"):
                 await bounded(anext(states))
             assert job.state == 10
             assert job.seq == 10
+            assert job.statistics().waiters == 1  # exact 12
+            with pytest.raises(OrderedStateSkipped):
+                await bounded(job.wait_for(9))  # passed: the mirror knows it
             # From then on it follows the server.
             assert not waits["exact 12"].done()
             await job.advance(12)
