@@ -410,8 +410,12 @@ class TestHistory:
             }
             await steps()
             finished: list[str] = []
-            for label, wait in waits.items():
-                wait.add_done_callback(lambda _, label=label: finished.append(label))
+
+            def record(task: asyncio.Task[Any]) -> None:
+                finished.extend(label for label, wait in waits.items() if wait is task)
+
+            for wait in waits.values():
+                wait.add_done_callback(record)
             moves = [("f", state) for state in range(1, 11)]
             self.missed(redis_server, "counter", moves, max_log=3)
             outcomes: dict[str, object] = {}
@@ -430,6 +434,7 @@ class TestHistory:
                 "exact 9": None,
                 "at least 8": 8,
             }
+            await steps()  # the done callbacks of the tasks found done
             # The waits it ended, in the order they started (FIFO), then the
             # ones the log decided, in the order of their transitions.
             assert finished == [
