@@ -170,6 +170,28 @@ class TestComparisonCounts:
         assert machine.statistics().waiters == 0
 
     @pytest.mark.parametrize("how", ["setter", "advance"])
+    async def test_two_waiters_for_the_next_state(self, how: str) -> None:
+        """Two waiters for one target: the least target is compared once.
+
+        current < new, new < least (found not less: the transition has
+        waiters to wake), then the queue's own comparisons to take the two;
+        the transition does not compare new with the least target again.
+        """
+        machine = OrderedStateMachine(Counted(0))
+        waits = [machine.wait_for_at_least(Counted(1)) for _ in range(2)]
+        for wait in waits:
+            wait.send(None)
+        before = Counted.comparisons
+        if how == "setter":
+            machine.state = Counted(1)
+        else:
+            machine.advance(Counted(1))
+        assert Counted.comparisons - before == 6
+        for wait in waits:
+            with pytest.raises(StopIteration):
+                wait.send(None)
+
+    @pytest.mark.parametrize("how", ["setter", "advance"])
     async def test_single_waiter_hand_off(self, how: str) -> None:
         """One waiter: registering makes 1 comparison, waking it 3."""
         machine = OrderedStateMachine(Counted(0))
@@ -187,15 +209,18 @@ class TestComparisonCounts:
                 wait.send(None)
 
 
-def assignment_cost(machine: ThreadSafeOrderedStateMachine[Counted], value: int) -> int:
+def assignment_cost(
+    machine: OrderedStateMachine[Counted] | ThreadSafeOrderedStateMachine[Counted],
+    value: int,
+) -> int:
     """Comparisons made by assigning ``Counted(value)``."""
     before = Counted.comparisons
     machine.state = Counted(value)
     return Counted.comparisons - before
 
 
-class TestThreadSafeThreshold:
-    """The thread-safe machine keeps its assignment fast after every change.
+class TestThreshold:
+    """Both machines keep their assignment fast after every change.
 
     With a waiter pending far above, an assignment below it makes two
     comparisons (current < new, new < the least target). Every change of the
@@ -204,9 +229,16 @@ class TestThreadSafeThreshold:
     assignment would take the slow path.
     """
 
-    async def test_after_each_change_an_assignment_makes_two(self) -> None:
+    @pytest.mark.parametrize("threadsafe", [False, True], ids=["plain", "threadsafe"])
+    async def test_after_each_change_an_assignment_makes_two(
+        self, *, threadsafe: bool
+    ) -> None:
         """Wake-up, rewind, give-up, closed subscription: two comparisons after each."""
-        machine = ThreadSafeOrderedStateMachine(Counted(0))
+        machine: OrderedStateMachine[Counted] | ThreadSafeOrderedStateMachine[Counted]
+        if threadsafe:
+            machine = ThreadSafeOrderedStateMachine(Counted(0))
+        else:
+            machine = OrderedStateMachine(Counted(0))
         far = machine.wait_for_at_least(Counted(1_000))
         far.send(None)
         assert assignment_cost(machine, 1) == 2

@@ -190,6 +190,37 @@ class TestFaultyLoop:
     """Resolving a waiter fails on a loop that is still open."""
 
     @pytest.mark.parametrize("threadsafe", [False, True], ids=["plain", "threadsafe"])
+    def test_lone_waiter_reported_to_the_loop(self, *, threadsafe: bool) -> None:
+        """The only waiter (the plain machine's shortest path) is reported too."""
+        loop = asyncio.new_event_loop()
+        reported: list[dict[str, object]] = []
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        machine: OrderedStateMachine[int] | ThreadSafeOrderedStateMachine[int] = (
+            ThreadSafeOrderedStateMachine(0) if threadsafe else OrderedStateMachine(0)
+        )
+
+        async def scenario() -> None:
+            loop.create_future = lambda: BrokenFuture(loop=loop)  # type: ignore[method-assign]
+            broken = asyncio.create_task(machine.wait_for_at_least(1))
+            await steps()
+            del loop.create_future
+            machine.state = 1  # must not raise
+            assert machine.statistics().waiters == 0
+            broken.cancel()
+            await asyncio.gather(broken, return_exceptions=True)
+
+        try:
+            loop.run_until_complete(scenario())
+        finally:
+            loop.close()
+        [context] = reported
+        assert context["message"] == (
+            "OrderedStateMachine could not resume a waiter, and dropped it"
+        )
+        assert isinstance(context["exception"], RuntimeError)
+        assert isinstance(context["future"], BrokenFuture)
+
+    @pytest.mark.parametrize("threadsafe", [False, True], ids=["plain", "threadsafe"])
     def test_reported_to_the_loop_and_dropped(self, *, threadsafe: bool) -> None:
         """The loop's exception handler hears of it; the transition completes."""
         loop = asyncio.new_event_loop()
