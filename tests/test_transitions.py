@@ -151,8 +151,12 @@ class TestAssign:
             ],
             # Two waiters, the later one with the lesser target.
             [("exact", 3), ("least", 1)],
+            # The lesser target many times after the greater one, over two
+            # chunks of the queue (it splits past 1,024): the first due
+            # target and the last of the first chunk are one object.
+            [("least", 3)] + [("least", 1)] * 1_100,
         ],
-        ids=["six", "two"],
+        ids=["six", "two", "two chunks"],
     )
     async def test_fifo_across_kinds_and_targets(
         self, calls: list[tuple[str, int]]
@@ -177,6 +181,32 @@ class TestAssign:
         machine.state = 3
         await bounded(asyncio.gather(*tasks))
         assert resumed == list(range(len(calls)))
+
+    async def test_fifo_with_a_waiter_left_pending(self) -> None:
+        """FIFO holds when a waiter queued after the due ones stays pending.
+
+        The queue holds 1, 1, 3, 4 (by target); entering 3 takes the first
+        three, whose first two are one object (a small int) and the third is
+        not: they must still resume in the order they started.
+        """
+        machine = OrderedStateMachine(0)
+        resumed: list[int] = []
+
+        async def wait(target: int, name: int) -> None:
+            await machine.wait_for_at_least(target)
+            resumed.append(name)
+
+        tasks = [
+            asyncio.create_task(wait(target, name))
+            for name, target in enumerate([3, 1, 1, 4])
+        ]
+        await steps()
+        machine.state = 3
+        await bounded(asyncio.gather(*tasks[:3]))
+        assert resumed == [0, 1, 2]
+        machine.state = 4
+        await bounded(tasks[3])
+        assert resumed == [0, 1, 2, 3]
 
 
 class TestRewind:
