@@ -132,6 +132,20 @@ class TestSequence:
         assert await take(subscription, 4) == [0, 1, 2, 3]
         assert machine.statistics().waiters == 0
 
+    @pytest.mark.parametrize("kind", ["wait_for", "wait_for_at_least"])
+    async def test_lone_waiter_after_a_subscription(self, kind: str) -> None:
+        """A subscriber still gets the states below a lone waiter's target."""
+        machine = OrderedStateMachine(0)
+        subscription = machine.states()
+        wait = machine.wait_for if kind == "wait_for" else machine.wait_for_at_least
+        waiter = asyncio.ensure_future(wait(3))
+        await steps()
+        machine.state = 1
+        machine.state = 2
+        machine.state = 3
+        await bounded(waiter)
+        assert await take(subscription, 4) == [0, 1, 2, 3]
+
 
 class TestLifetime:
     """Closing, breaking out and dropping a subscription unsubscribe it."""
