@@ -146,6 +146,8 @@ class TestContract:
         assert cause.message == "disk full"
         assert cause.traceback_text == "".join(traceback.format_exception(raised))
         assert str(cause) == "builtins.OSError: disk full"
+        # The args, which repr() shows and pickle rebuilds it from.
+        assert cause.args == ("builtins.OSError", "disk full", cause.traceback_text)
         for copied in (pickle.loads(pickle.dumps(cause)), copy.copy(cause)):  # noqa: S301 (our own bytes)
             assert type(copied) is RemoteCause
             assert (copied.type_name, copied.message, copied.traceback_text) == (
