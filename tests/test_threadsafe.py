@@ -497,10 +497,16 @@ class TestBlockingWaits:
             until_blocking(lambda: machine.statistics().waiters == 1)
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
+        # What Ctrl-C does, even in a process that was started with SIGINT
+        # ignored (as a background job of a shell script is).
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         helper = threading.Thread(target=interrupt)
         helper.start()
-        with pytest.raises(KeyboardInterrupt):
-            machine.wait_for_blocking(1, timeout=TIMEOUT)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                machine.wait_for_blocking(1, timeout=TIMEOUT)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         helper.join(TIMEOUT)
         assert machine.statistics().waiters == 0
 
@@ -609,6 +615,8 @@ class TestInterrupt:
             import os, signal, threading, time
             from ordered_statemachine import ThreadSafeOrderedStateMachine
 
+            # As at a terminal, even if this process inherited SIGINT ignored.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             machine = ThreadSafeOrderedStateMachine(0)
 
             def interrupt():
