@@ -32,6 +32,8 @@ from ordered_statemachine import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    Machine = OrderedStateMachine[int] | ThreadSafeOrderedStateMachine[int]
+    """Either kind of machine, of int states."""
     Start = Callable[[Coroutine[object, object, object]], asyncio.Task[object]]
     """Start a coroutine on the loop that the test will close."""
 
@@ -186,20 +188,43 @@ class BrokenFuture(asyncio.Future[object]):
         raise RuntimeError(msg)
 
 
+def dropped_reports(scenario: Coroutine[object, object, None]) -> int:
+    """Run ``scenario`` on a new loop; return how many waiters it reported dropped.
+
+    Each report the loop's exception handler hears must be a `BrokenFuture`
+    dropped, with the error it raised.
+    """
+    loop = asyncio.new_event_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        loop.run_until_complete(scenario)
+    finally:
+        loop.close()
+    for context in reported:
+        assert context["message"] == (
+            "OrderedStateMachine could not resume a waiter, and dropped it"
+        )
+        assert isinstance(context["exception"], RuntimeError)
+        assert isinstance(context["future"], BrokenFuture)
+    return len(reported)
+
+
+def new_machine(*, threadsafe: bool) -> Machine:
+    """A machine in state 0, thread-safe or plain."""
+    return ThreadSafeOrderedStateMachine(0) if threadsafe else OrderedStateMachine(0)
+
+
 class TestFaultyLoop:
     """Resolving a waiter fails on a loop that is still open."""
 
     @pytest.mark.parametrize("threadsafe", [False, True], ids=["plain", "threadsafe"])
     def test_lone_waiter_reported_to_the_loop(self, *, threadsafe: bool) -> None:
         """The only waiter (the plain machine's shortest path) is reported too."""
-        loop = asyncio.new_event_loop()
-        reported: list[dict[str, object]] = []
-        loop.set_exception_handler(lambda _, context: reported.append(context))
-        machine: OrderedStateMachine[int] | ThreadSafeOrderedStateMachine[int] = (
-            ThreadSafeOrderedStateMachine(0) if threadsafe else OrderedStateMachine(0)
-        )
+        machine = new_machine(threadsafe=threadsafe)
 
         async def scenario() -> None:
+            loop = asyncio.get_running_loop()
             loop.create_future = lambda: BrokenFuture(loop=loop)  # type: ignore[method-assign]
             broken = asyncio.create_task(machine.wait_for_at_least(1))
             await steps()
@@ -209,29 +234,16 @@ class TestFaultyLoop:
             broken.cancel()
             await asyncio.gather(broken, return_exceptions=True)
 
-        try:
-            loop.run_until_complete(scenario())
-        finally:
-            loop.close()
-        [context] = reported
-        assert context["message"] == (
-            "OrderedStateMachine could not resume a waiter, and dropped it"
-        )
-        assert isinstance(context["exception"], RuntimeError)
-        assert isinstance(context["future"], BrokenFuture)
+        assert dropped_reports(scenario()) == 1
 
     @pytest.mark.parametrize("threadsafe", [False, True], ids=["plain", "threadsafe"])
     def test_reported_to_the_loop_and_dropped(self, *, threadsafe: bool) -> None:
         """The loop's exception handler hears of it; the transition completes."""
-        loop = asyncio.new_event_loop()
-        reported: list[dict[str, object]] = []
-        loop.set_exception_handler(lambda _, context: reported.append(context))
-        machine: OrderedStateMachine[int] | ThreadSafeOrderedStateMachine[int] = (
-            ThreadSafeOrderedStateMachine(0) if threadsafe else OrderedStateMachine(0)
-        )
+        machine = new_machine(threadsafe=threadsafe)
         outcomes: list[str] = []
 
         async def scenario() -> None:
+            loop = asyncio.get_running_loop()
             good = asyncio.create_task(machine.wait_for_at_least(1))
             consumer = machine.states()
             assert await anext(consumer) == 0  # buffered: the next one waits
@@ -251,14 +263,5 @@ class TestFaultyLoop:
             anext_.cancel()
             await asyncio.gather(broken, anext_, return_exceptions=True)
 
-        try:
-            loop.run_until_complete(scenario())
-        finally:
-            loop.close()
+        assert dropped_reports(scenario()) == 2  # the waiter and the subscriber
         assert outcomes == ["good 1"]
-        assert [context["message"] for context in reported] == [
-            "OrderedStateMachine could not resume a waiter, and dropped it"
-        ] * 2
-        for context in reported:
-            assert isinstance(context["exception"], RuntimeError)
-            assert isinstance(context["future"], BrokenFuture)
