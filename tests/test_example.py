@@ -14,22 +14,36 @@ EXAMPLE = (
 )
 
 
+def run_example(path: Path, *, dev: bool = True) -> str:
+    """Run the example program ``path``; return what it printed.
+
+    It must exit 0 within 60 s and print nothing on stderr. With ``dev``, it
+    runs in Python's development mode with asyncio's debug mode on, which
+    report what a program gets wrong about tasks and loops.
+    """
+    options = ["-X", "dev"] if dev else []
+    debug = {"PYTHONASYNCIODEBUG": "1"} if dev else {}
+    result = subprocess.run(
+        [sys.executable, *options, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **debug},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
 @pytest.mark.slow
 class TestConnectionLifecycleExample:
     """``examples/connection_lifecycle.py``."""
 
     def test_runs_over_loopback_and_exits_zero(self) -> None:
         """Both sessions print what the contract makes them see, and it exits 0."""
-        result = subprocess.run(
-            [sys.executable, str(EXAMPLE)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        assert result.stderr == ""
-        served, refused = result.stdout.split("nothing listens on 127.0.0.1:")
+        output = run_example(EXAMPLE, dev=False)
+        served, refused = output.split("nothing listens on 127.0.0.1:")
         assert served.startswith("echo server on 127.0.0.1:")
         # The status task sees every state, in order, from states().
         statuses = ["connecting", "open", "closing", "closed"]
@@ -69,17 +83,7 @@ class TestThreadedClientExample:
 
     def test_runs_over_loopback_and_exits_zero(self) -> None:
         """The reader thread drives; the tasks and the blocked thread see it all."""
-        result = subprocess.run(
-            [sys.executable, "-X", "dev", str(THREADED)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "PYTHONASYNCIODEBUG": "1"},
-        )
-        assert result.returncode == 0, result.stderr
-        assert result.stderr == ""
-        served, refused = result.stdout.split("nothing listens on 127.0.0.1:")
+        served, refused = run_example(THREADED).split("nothing listens on 127.0.0.1:")
         assert served.startswith("echo server on 127.0.0.1:")
         assert said_by(served, "status task") == [
             "connecting",
@@ -119,17 +123,7 @@ class TestRedisJobsExample:
         from redis_servers import redis_server_binary  # noqa: PLC0415
 
         redis_server_binary()  # skips, or fails with REQUIRE_REDIS, without one
-        result = subprocess.run(
-            [sys.executable, "-X", "dev", str(REDIS_JOBS)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={**os.environ, "PYTHONASYNCIODEBUG": "1"},
-        )
-        assert result.returncode == 0, result.stderr
-        assert result.stderr == ""
-        lines = result.stdout.splitlines()
+        lines = run_example(REDIS_JOBS).splitlines()
         assert lines[0].startswith("redis-server on 127.0.0.1:")
         first = [line for line in lines if line.startswith("  job:1 ")]
         second = [line for line in lines if line.startswith("  job:2 ")]
